@@ -1,0 +1,22 @@
+"""visual-summaries: what an image classifier relies on for a whole class.
+
+The package is organised by stage (see ``docs`` in the repository and
+ALGORITHM.md):
+
+- :mod:`vsum.models`  - model registry and loading (offline EfficientNet-Lite,
+  torchvision architectures, any ``torch.nn.Module``)
+- :mod:`vsum.masks`   - stage 1, batched crisp saliency masks
+- :mod:`vsum.boxes`   - box geometry kernels (compiled core, NumPy in/out)
+
+Importing :mod:`vsum` is cheap: torch is only imported by the modules that
+need it.
+"""
+
+__version__ = "0.1.0"
+
+
+class VsumError(Exception):
+    """A user-facing error: the message is printed as one line by the CLI."""
+
+
+__all__ = ["VsumError", "__version__"]
