@@ -147,8 +147,8 @@ def test_results_do_not_depend_on_thread_count(restore_threads):
     rng = np.random.default_rng(11)
     a = random_boxes(rng, 700)
     b = random_boxes(rng, 300)
-    mask = rng.random((300, 257)) < 0.5
-    boxes = random_boxes(rng, 3000, lo=-20, hi=280, max_size=120)
+    mask = rng.random((1201, 257)) < 0.5  # tall: the integral image is built in up to 9 row blocks
+    boxes = random_boxes(rng, 3000, lo=-20, hi=1220, max_size=400)
     results = []
     for n in (1, 2, 3, 8):
         vb.set_num_threads(n)

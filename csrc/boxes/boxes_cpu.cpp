@@ -4,6 +4,9 @@
 #include <algorithm>
 #include <climits>
 #include <cstdint>
+#include <memory>
+#include <mutex>
+#include <utility>
 #include <vector>
 
 #include "common/errors.h"
@@ -99,6 +102,73 @@ void pairwise(const BoxesView& a, const BoxesView& b, float* out, Ratio ratio) {
   }
 }
 
+// Fill S ((H + 1) x (W + 1), uninitialised on entry) with the integral image
+// of mask: S[y][x] = number of nonzero pixels in rows [0, y), columns [0, x).
+//
+// Phase 1 (parallel over row blocks): each block is integrated on its own in
+// one fused pass, S[y+1][x+1] = S[y][x+1] + (row prefix sum), as if the rows
+// above the block were empty.  Phase 2: a serial scan over the blocks' last
+// rows gives each block its missing offset row (the integral of everything
+// above it), which is then added to the block's rows in parallel.  Every
+// element is written in phase 1, so S needs no initialisation.
+void build_integral(const MaskView& mask, int64_t* S) {
+  const int64_t H = mask.rows, W = mask.cols, S_cols = W + 1;
+  std::fill_n(S, S_cols, int64_t{0});
+  if (H == 0) return;
+
+  std::mutex blocks_mutex;
+  std::vector<std::pair<int64_t, int64_t>> blocks;  // [begin, end) mask rows
+  parallel_for_range(H, grain_for(W), [&](int64_t begin, int64_t end) {
+    {
+      std::lock_guard<std::mutex> lock(blocks_mutex);
+      blocks.emplace_back(begin, end);
+    }
+    for (int64_t y = begin; y < end; ++y) {
+      const uint8_t* mrow = mask.row(y);
+      int64_t* cur = S + (y + 1) * S_cols;
+      cur[0] = 0;
+      int64_t acc = 0;
+      if (y == begin) {
+        for (int64_t x = 0; x < W; ++x) {
+          acc += mrow[x] != 0;
+          cur[x + 1] = acc;
+        }
+      } else {
+        const int64_t* prev = cur - S_cols;
+        for (int64_t x = 0; x < W; ++x) {
+          acc += mrow[x] != 0;
+          cur[x + 1] = prev[x + 1] + acc;
+        }
+      }
+    }
+  });
+  if (blocks.size() <= 1) return;
+
+  std::sort(blocks.begin(), blocks.end());
+  const size_t nb = blocks.size();
+  // offsets[k] = integral row of everything above block k (k >= 1).
+  std::vector<int64_t> offsets(nb * static_cast<size_t>(S_cols), 0);
+  for (size_t k = 1; k < nb; ++k) {
+    const int64_t* last = S + blocks[k - 1].second * S_cols;  // last row of block k - 1 (relative)
+    const int64_t* before = offsets.data() + (k - 1) * static_cast<size_t>(S_cols);
+    int64_t* off = offsets.data() + k * static_cast<size_t>(S_cols);
+    for (int64_t x = 0; x < S_cols; ++x) off[x] = before[x] + last[x];
+  }
+  const int64_t first = blocks[1].first;
+  parallel_for(
+      H - first,
+      [&](int64_t r) {
+        const int64_t y = first + r;
+        // block of row y: the last block whose begin <= y
+        const auto it = std::upper_bound(blocks.begin(), blocks.end(), std::make_pair(y, INT64_MAX));
+        const size_t k = static_cast<size_t>(it - blocks.begin()) - 1;
+        const int64_t* off = offsets.data() + k * static_cast<size_t>(S_cols);
+        int64_t* cur = S + (y + 1) * S_cols;
+        for (int64_t x = 0; x < S_cols; ++x) cur[x] += off[x];
+      },
+      grain_for(W));
+}
+
 }  // namespace
 
 void check_boxes(const BoxesView& boxes, const char* name) {
@@ -136,35 +206,12 @@ void box_coverage(const MaskView& mask, const BoxesView& boxes, float* out) {
   const int64_t S_cols = W + 1;
 
   // Integral image S of shape (H + 1, W + 1): S[y][x] = number of set pixels
-  // in rows [0, y) and columns [0, x).  Built in two parallel passes: prefix
-  // sums along each row, then along each column (chunked by column ranges).
-  std::vector<int64_t> S(static_cast<size_t>((H + 1) * S_cols), 0);
-  if (H > 0 && W > 0) {
-    int64_t* s = S.data();
-    parallel_for(
-        H,
-        [&](int64_t y) {
-          const uint8_t* mrow = mask.row(y);
-          int64_t* srow = s + (y + 1) * S_cols;
-          int64_t acc = 0;
-          for (int64_t x = 0; x < W; ++x) {
-            acc += mrow[x] != 0;
-            srow[x + 1] = acc;
-          }
-        },
-        grain_for(W));
-    parallel_for_range(
-        W + 1, grain_for(H),
-        [&](int64_t c0, int64_t c1) {
-          for (int64_t y = 2; y <= H; ++y) {
-            int64_t* cur = s + y * S_cols;
-            const int64_t* prev = cur - S_cols;
-            for (int64_t x = c0; x < c1; ++x) cur[x] += prev[x];
-          }
-        });
-  }
+  // in rows [0, y) and columns [0, x).
+  std::unique_ptr<int64_t[]> buffer(new int64_t[static_cast<size_t>((H + 1) * S_cols)]);
+  int64_t* const S = buffer.get();
+  build_integral(mask, S);
 
-  const int64_t* s = S.data();
+  const int64_t* s = S;
   parallel_for(
       n,
       [&](int64_t i) {
