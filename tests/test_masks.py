@@ -1,0 +1,180 @@
+"""Stage 1: losses, batching invariance, outputs and robustness to bad images."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from vsum.masks import (
+    MaskConfig,
+    compute_masks,
+    gaussian_blur,
+    initial_mask,
+    mask_as_seen,
+    mask_losses,
+    metrics_header,
+    resample_operator,
+    unique_stems,
+    write_mask_outputs,
+)
+from vsum.preprocess import resize_whole
+from vsum.io import read_image
+
+CONFIG = MaskConfig()
+
+
+def _albatross_files(data_dir: Path, count: int) -> list[Path]:
+    folder = data_dir / "albatross"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} not present")
+    return sorted(folder.iterdir())[1:1 + count]
+
+
+def test_published_defaults():
+    assert (CONFIG.smooth.iterations, CONFIG.smooth.l1, CONFIG.smooth.tv, CONFIG.smooth.tv_beta) == (300, 0.5, 0.01, 3.0)
+    assert (CONFIG.smooth.downsample, CONFIG.smooth.mask_blur_sigma, CONFIG.smooth.lasso) == (8, 5.0, 0.0)
+    assert (CONFIG.sharp.iterations, CONFIG.sharp.l1, CONFIG.sharp.tv, CONFIG.sharp.lasso) == (150, 0.01, 1.0, 2.0)
+    assert (CONFIG.sharp.downsample, CONFIG.sharp.mask_blur_sigma) == (1, 0.0)
+    assert (CONFIG.learning_rate, CONFIG.image_blur_kernel, CONFIG.image_blur_sigma) == (0.1, 11, 10.0)
+
+
+def test_initial_mask_is_a_perturbed_centre_disc():
+    mask = initial_mask(2, 28)
+    assert mask.shape == (2, 1, 28, 28)
+    assert mask[0, 0, 14, 14] == 0 and mask[0, 0, 0, 0] == 1 and mask[0, 0, 14, 0] == 0
+    assert set(mask.unique().tolist()) == {0.0, 1.0}
+
+
+@pytest.mark.parametrize("side, sigma", [(28, 5.0), (28, 0.0), (224, 5.0), (37, 2.0)])
+def test_resample_operator_equals_upsample_then_blur(side, sigma):
+    torch.manual_seed(0)
+    mask = torch.rand(3, 1, side, side, dtype=torch.float64)
+    expected = F.interpolate(mask, size=(224, 224), mode="bilinear", align_corners=False) if side != 224 else mask
+    if sigma:
+        expected = gaussian_blur(expected, sigma)
+    operator = resample_operator(side, 224, sigma, torch.float64)
+    assert torch.allclose(operator.t() @ mask @ operator, expected, atol=1e-12)
+
+
+def test_gradient_is_the_same_batched_and_alone(lite0, data_dir):
+    """Each image's mask gets only its own gradient: relative L2 difference < 1e-4."""
+    files = _albatross_files(data_dir, 4)
+    size = lite0.input_size
+    images = torch.stack([resize_whole(read_image(f).rgb, size) for f in files])
+    blurred = gaussian_blur(images, CONFIG.image_blur_sigma, CONFIG.image_blur_kernel)
+    targets = torch.full((len(files),), 146, dtype=torch.long)
+    generator = torch.Generator().manual_seed(0)
+    for pass_config, side in ((CONFIG.smooth, size // 8), (CONFIG.sharp, size)):
+        masks = torch.rand(len(files), 1, side, side, generator=generator)
+        batched = masks.clone().requires_grad_(True)
+        mask_losses(lite0, images, blurred, batched, targets, pass_config).sum().backward()
+        for i in range(len(files)):
+            alone = masks[i:i + 1].clone().requires_grad_(True)
+            mask_losses(lite0, images[i:i + 1], blurred[i:i + 1], alone, targets[i:i + 1], pass_config).sum().backward()
+            difference = torch.linalg.norm(batched.grad[i] - alone.grad[0]) / torch.linalg.norm(alone.grad[0])
+            assert difference < 1e-4, (pass_config, i, float(difference))
+
+
+def test_batched_and_single_runs_give_the_same_binary_masks(lite0, data_dir):
+    """Full published schedule (450 steps): float differences between batched and
+    single convolutions grow through Adam, but the binary masks must agree on >= 98%
+    of the pixels of every image."""
+    files = _albatross_files(data_dir, 3)
+    batched = compute_masks(files, lite0, target=146, config=MaskConfig(batch_size=3), progress=False)
+    single = compute_masks(files, lite0, target=146, config=MaskConfig(batch_size=1), progress=False)
+    assert [r.status for r in batched.results] == [r.status for r in single.results]
+    for a, b in zip(batched.kept, single.kept):
+        for name in ("smooth", "sharp"):
+            agreement = np.mean((a.saliency[name] > 128) == (b.saliency[name] > 128))
+            assert agreement >= 0.98, (a.image.name, name, agreement)
+
+
+def test_masks_explain_and_write_outputs(lite0, data_dir, tmp_path):
+    files = _albatross_files(data_dir, 2)
+    config = MaskConfig().with_iterations(40, 20)
+    run = compute_masks(files, lite0, target=146, config=config, progress=False)
+    result = write_mask_outputs(run, tmp_path, lite0)
+    kept = run.kept
+    assert kept, [r.status for r in run.results]
+    for stem, record in zip(unique_stems([r.image for r in run.results]), run.results):
+        for name in ("smooth", "sharp"):
+            png = tmp_path / "masks" / f"{stem}_{name}.png"
+            assert png.is_file() == record.ok
+            if record.ok:
+                saliency = np.asarray(Image.open(png))
+                assert saliency.dtype == np.uint8 and saliency.shape == (224, 224)
+                metrics = record.passes[name]
+                assert 0.0 <= metrics.area <= 1.0 and 0.0 <= metrics.crisp <= 1.0
+                assert metrics.area == pytest.approx(float((saliency > 127.5).mean()), abs=0.02)
+                assert metrics.drop == pytest.approx((record.p0 - metrics.p) / record.p0)
+    with open(tmp_path / "metrics.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0].keys()) == metrics_header()
+    assert len(rows) == len(files)
+    # The perturbation removes most of the evidence even after a short schedule.
+    assert all(float(r["sharp_drop"]) > 0.5 for r in rows if r["status"] == "ok")
+    saved = json.loads((tmp_path / "result.json").read_text())
+    assert saved["counts"]["kept"] == len(kept) == result["counts"]["kept"]
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_misclassified_images_are_skipped_unless_kept(lite0, data_dir):
+    files = _albatross_files(data_dir, 2)
+    config = MaskConfig().with_iterations(2, 2)
+    run = compute_masks(files, lite0, target=0, config=config, progress=False)  # 0 = tench
+    assert all(r.status.startswith("skipped: misclassified") for r in run.results)
+    kept = compute_masks(files, lite0, target=0, config=MaskConfig(keep_misclassified=True).with_iterations(2, 2),
+                         progress=False)
+    assert all(r.ok and r.target == 0 for r in kept.results)
+
+
+def test_without_target_each_image_is_explained_for_its_top1(lite0, data_dir):
+    files = _albatross_files(data_dir, 2)
+    run = compute_masks(files, lite0, config=MaskConfig().with_iterations(2, 2), progress=False)
+    assert all(r.ok and r.target == r.predicted for r in run.results)
+
+
+def _bad_image_folder(root: Path, good: Path) -> dict[str, str]:
+    """A folder of awkward files; returns name -> expected 'ok' / 'skipped'."""
+    rgb = np.asarray(Image.open(good).convert("RGB"))
+    (root / "good.jpg").write_bytes(good.read_bytes())
+    (root / "empty.jpg").write_bytes(b"")
+    (root / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg" * 10)
+    (root / "truncated.jpg").write_bytes(good.read_bytes()[:2000])
+    Image.fromarray(rgb).convert("L").save(root / "grey.png")
+    Image.fromarray(rgb).convert("RGBA").save(root / "rgba.png")
+    Image.fromarray((rgb[..., 0].astype(np.uint16) * 257)).save(root / "sixteen.png")
+    Image.fromarray(rgb[:1, :1]).save(root / "tiny.png")
+    (root / "notes.txt").write_text("not an image, ignored by suffix")
+    return {"good.jpg": "ok", "empty.jpg": "skipped", "corrupt.jpg": "skipped", "truncated.jpg": "skipped",
+            "grey.png": "ok", "rgba.png": "ok", "sixteen.png": "ok", "tiny.png": "skipped"}
+
+
+def test_bad_images_never_stop_the_run(lite0, data_dir, tmp_path):
+    good = _albatross_files(data_dir, 1)[0]
+    folder = tmp_path / "images"
+    folder.mkdir()
+    expected = _bad_image_folder(folder, good)
+    config = MaskConfig(keep_misclassified=True).with_iterations(3, 2)
+    run = compute_masks(folder, lite0, target=146, config=config, progress=False)
+    statuses = {r.image.name: r.status for r in run.results}
+    assert set(statuses) == set(expected)
+    for name, outcome in expected.items():
+        assert statuses[name].startswith(outcome), (name, statuses[name])
+    notes = {r.image.name: r.note for r in run.results}
+    assert "grayscale" in notes["grey.png"] and "alpha" in notes["rgba.png"] and "16-bit" in notes["sixteen.png"]
+    result = write_mask_outputs(run, tmp_path / "out", lite0)
+    assert {s["image"] for s in result["skipped"]} == {n for n, o in expected.items() if o == "skipped"}
+    assert (tmp_path / "out" / "masks" / "sixteen_sharp.png").is_file()
+
+
+def test_unique_stems():
+    stems = unique_stems([Path("a/x.jpg"), Path("b/x.png"), Path("y.jpg")])
+    assert stems == ["x_jpg", "x_png", "y"]
