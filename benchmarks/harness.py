@@ -89,6 +89,9 @@ class Case:
         Overrides the run's ``--repeat`` for this case.
     reference_repeat : int, optional
         Repeats for the (often slow) reference; default: same as ``repeat``.
+    warmup : bool
+        Make one untimed call of each callable first (default).  Set False for
+        long runs with a fixed ``number`` where a warm-up would double the cost.
     """
 
     name: str
@@ -103,6 +106,7 @@ class Case:
     number: int | None = None
     repeat: int | None = None
     reference_repeat: int | None = None
+    warmup: bool = True
 
 
 @dataclass
@@ -215,14 +219,21 @@ def _run(fn: Callable[[], Any], number: int) -> float:
     return time.perf_counter() - t0
 
 
-def time_callable(fn: Callable[[], Any], repeat: int, number: int | None = None, min_time: float = 0.05) -> Timing:
-    """Median/min wall time per call of ``fn`` over ``repeat`` repeats (after a warm-up)."""
-    elapsed = _run(fn, 1)  # warm-up (caches, lazy init, thread start-up)
+def time_callable(
+    fn: Callable[[], Any], repeat: int, number: int | None = None, min_time: float = 0.05, warmup: bool = True
+) -> Timing:
+    """Median/min wall time per call of ``fn`` over ``repeat`` repeats.
+
+    With ``number=None`` the calls per repeat are calibrated so that one repeat
+    lasts at least ``min_time`` (the calibration runs double as warm-up).
+    """
     if number is None:
-        number = 1
+        number, elapsed = 1, _run(fn, 1)  # first call: warm-up (caches, lazy init, threads)
         while elapsed < min_time and number < 1_000_000:
             number = min(1_000_000, number * max(2, min(10, math.ceil(min_time / max(elapsed, 1e-9)))))
             elapsed = _run(fn, number)
+    elif warmup:
+        _run(fn, 1)
     times = [_run(fn, number) / number for _ in range(max(1, repeat))]
     return Timing.from_times(times, number)
 
@@ -231,10 +242,10 @@ def run_case(case: Case, repeat: int, min_time: float = 0.05) -> Result:
     if case.check is not None and case.reference is not None:
         case.check(case.fn(), case.reference())
     rep = case.repeat or repeat
-    timing = time_callable(case.fn, rep, case.number, min_time)
+    timing = time_callable(case.fn, rep, case.number, min_time, case.warmup)
     ref = None
     if case.reference is not None:
-        ref = time_callable(case.reference, case.reference_repeat or rep, case.number, min_time)
+        ref = time_callable(case.reference, case.reference_repeat or rep, case.number, min_time, case.warmup)
     result = Result(case.name, dict(case.params), timing, ref, case.work, case.unit, dict(case.extra))
     if case.measure is not None:
         result.extra.update(case.measure(result))

@@ -82,6 +82,15 @@ def test_register_run_and_write_reports(harness, tmp_path):
     assert "image-iter/s" in md and "commit:" in md and "machine:" in md
 
 
+def test_warmup_false_makes_no_untimed_call(harness):
+    calls = []
+    timing = harness.time_callable(lambda: calls.append(1), repeat=3, number=2, warmup=False)
+    assert len(calls) == 6 and timing.repeats == 3 and timing.number == 2
+    calls.clear()
+    harness.time_callable(lambda: calls.append(1), repeat=3, number=2)
+    assert len(calls) == 7
+
+
 def test_duplicate_registration_is_rejected(harness):
     harness.benchmark("dup")(lambda quick: [])
     with pytest.raises(ValueError, match="registered twice"):
@@ -100,5 +109,7 @@ def test_run_py_lists_and_rejects_unknown_names():
     run = [sys.executable, str(BENCH_DIR / "run.py")]
     out = subprocess.run([*run, "--list"], capture_output=True, text=True, check=True)
     assert "boxes" in out.stdout.split()
+    for path in sorted(BENCH_DIR.glob("bench_*.py")):  # every module registers itself
+        assert path.stem.removeprefix("bench_") in out.stdout.split()
     bad = subprocess.run([*run, "no-such-benchmark"], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown benchmark" in bad.stderr
