@@ -292,6 +292,8 @@ def machine_info() -> dict[str, Any]:
         "ram_gib": _ram_gib(),
         "os": platform.platform(),
         "arch": platform.machine(),
+        # other work on the machine skews timings: recorded so readers can tell
+        "load_avg_1m_at_end": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
     }
 
 
@@ -422,7 +424,7 @@ def render_markdown(report: dict[str, Any], results: list[Result]) -> str:
         f"- date: {report['date']}",
         f"- commit: {commit}",
         f"- machine: {m['cpu']}, {m['cores_usable']} usable / {m['cores_logical']} logical cores, "
-        f"{m['ram_gib']} GiB RAM, {m['os']}",
+        f"{m['ram_gib']} GiB RAM, {m['os']}, load average {m.get('load_avg_1m_at_end')} at the end",
         f"- software: {sw['python']}, numpy {sw['numpy']}, torch {sw['torch']}, "
         f"visual-summaries {sw['visual-summaries']}, vsum threads {sw.get('vsum_num_threads')}",
         f"- settings: repeat {st['repeat']}, quick {st['quick']}; times are per call, "
