@@ -292,9 +292,12 @@ def machine_info() -> dict[str, Any]:
         "ram_gib": _ram_gib(),
         "os": platform.platform(),
         "arch": platform.machine(),
-        # other work on the machine skews timings: recorded so readers can tell
-        "load_avg_1m_at_end": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
     }
+
+
+def load_average() -> float | None:
+    """1-minute load average (other work on the machine skews timings)."""
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
 
 
 def software_info() -> dict[str, Any]:
@@ -424,7 +427,7 @@ def render_markdown(report: dict[str, Any], results: list[Result]) -> str:
         f"- date: {report['date']}",
         f"- commit: {commit}",
         f"- machine: {m['cpu']}, {m['cores_usable']} usable / {m['cores_logical']} logical cores, "
-        f"{m['ram_gib']} GiB RAM, {m['os']}, load average {m.get('load_avg_1m_at_end')} at the end",
+        f"{m['ram_gib']} GiB RAM, {m['os']}, 1-min load average {st.get('load_avg_1m_before')} before the run",
         f"- software: {sw['python']}, numpy {sw['numpy']}, torch {sw['torch']}, "
         f"visual-summaries {sw['visual-summaries']}, vsum threads {sw.get('vsum_num_threads')}",
         f"- settings: repeat {st['repeat']}, quick {st['quick']}; times are per call, "
@@ -470,13 +473,14 @@ def run_benchmark(
 ) -> tuple[dict[str, Any], str]:
     """Run every case of ``bench``; write ``<out_dir>/<name>.json`` and ``.md``."""
     min_time = (0.01 if quick else 0.05) if min_time is None else min_time
+    load_before = load_average()
     results: list[Result] = []
     for case in bench.cases(quick):
         result = run_case(case, repeat, min_time)
         speed = f", {result.speedup:.1f}x vs {bench.reference_label}" if result.speedup else ""
         log(f"  {bench.name}: {case.name}: {format_seconds(result.timing.median_s)}{speed}")
         results.append(result)
-    settings = {"repeat": repeat, "quick": quick, "min_time_s": min_time}
+    settings = {"repeat": repeat, "quick": quick, "min_time_s": min_time, "load_avg_1m_before": load_before}
     report = build_report(bench, results, settings)
     text = render_markdown(report, results)
     out_dir = Path(out_dir)
