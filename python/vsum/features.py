@@ -248,7 +248,9 @@ class WhiteningModel:
         The mean cell tiled over the 8 x 8 cells (descriptor order).
     sigma : (1984, 1984) ndarray of float64
         Stationary covariance of the 8 x 8 window, ``sigma[(p, f), (q, g)] =
-        gamma[q_y - p_y, q_x - p_x][f, g]``, symmetrised, plus ``ridge * I``.
+        gamma_b[q_y - p_y, q_x - p_x][f, g]``, symmetrised, plus ``ridge * I``;
+        ``gamma_b(d) = gamma(d) * counts(d) / counts(0)`` is the biased
+        (zero-padded) autocovariance estimate, positive semi-definite.
     chol : (1984, 1984) ndarray of float64
         Lower Cholesky factor of ``sigma``.
     ridge : float
@@ -277,17 +279,28 @@ def build_model(stats: dict[str, Any], ridge: float = DEFAULT_RIDGE) -> Whitenin
     """Assemble :class:`WhiteningModel` from :func:`load_stats` output.
 
     ``ridge`` is relative: lambda = ``ridge * mean(diag(covariance))``.
+    About a second (a 1984 x 1984 Cholesky factorisation).
     """
     ridge = float(ridge)
     if not (ridge > 0 and np.isfinite(ridge)):
         raise ValueError(f"ridge must be a positive finite number; got {ridge!r}")
     k, gamma = int(stats["max_offset"]), stats["gamma"]
+    counts = stats.get("counts")
+    if counts is not None:
+        # Biased (zero-padded) autocovariance: gamma(d) * N_d / N_0.  Unlike the
+        # per-offset averages it makes every window covariance positive
+        # semi-definite (a sum of outer products of zero-padded windows), so a
+        # small ridge suffices for the Cholesky factorisation.
+        gamma = gamma * (counts / counts[k, k])[:, :, None, None]
     c = DESC_CELLS
     cy, cx = np.divmod(np.arange(c * c), c)
     blocks = gamma[(cy[None, :] - cy[:, None]) + k, (cx[None, :] - cx[:, None]) + k]  # (64, 64, 31, 31)
     n = c * c * FEATURES
     sigma = blocks.transpose(0, 2, 1, 3).reshape(n, n)
     sigma = 0.5 * (sigma + sigma.T)
+    # FHOG has exact linear dependencies (per cell, the sum of the 18 sensitive
+    # features is proportional to the sum of the 4 texture features): the
+    # ridge makes sigma positive definite.
     lam = ridge * float(np.mean(np.diag(sigma)))
     sigma[np.diag_indices(n)] += lam
     chol = np.linalg.cholesky(sigma)
@@ -303,8 +316,8 @@ def _cached_model(path: str | None, ridge: float) -> WhiteningModel:
 def whitening_model(ridge: float = DEFAULT_RIDGE, stats_path: str | os.PathLike | None = None) -> WhiteningModel:
     """The (cached) whitening model for a relative ``ridge`` and statistics file.
 
-    Built once per ``(stats_path, ridge)`` on first use (about a second: a
-    1984 x 1984 Cholesky factorisation) and kept for the process.
+    Built once per ``(stats_path, ridge)`` on first use (about a second) and
+    kept for the process.
     """
     return _cached_model(None if stats_path is None else str(Path(stats_path).resolve()), float(ridge))
 
