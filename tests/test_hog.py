@@ -78,6 +78,23 @@ def test_fhog_matches_reference_on_photos(data_dir):
         assert_close(vf.hog(image), ref.fhog(image))
 
 
+def channel_tie_image(rng, H, W):
+    """Channels whose gradients have (nearly) equal magnitudes but opposite or
+    mirrored directions at most pixels: G = 255 - R makes every pixel a near
+    tie between R and G, so the compiled kernel's float32 channel choice must
+    fall back to the reference's float64 one."""
+    r = rng.uniform(0, 255, (H, W)).astype(np.float32)
+    return np.stack([r, np.float32(255) - r, r[:, ::-1]], axis=-1)
+
+
+def test_fhog_matches_reference_with_channel_ties():
+    rng = np.random.default_rng(21)
+    image = channel_tie_image(rng, 60, 70)
+    assert_close(vf.hog(image), ref.fhog(image))
+    ints = np.round(image)  # exact ties
+    assert_close(vf.hog(ints), ref.fhog(ints))
+
+
 @pytest.mark.parametrize(
     "shape,cell,expected",
     [
@@ -206,6 +223,24 @@ def test_describe_is_fhog_of_the_crop():
     crop = ref.crop_box(image, box)
     assert crop.shape == (80, 80, 3)
     np.testing.assert_array_equal(vf.describe(image, [box])[0], vf.hog(crop).ravel())
+
+
+def test_describe_matches_reference_with_channel_ties():
+    rng = np.random.default_rng(22)
+    image = channel_tie_image(rng, 50, 64)
+    boxes = np.vstack([random_boxes(rng, 8, 50, 64), [[0, 0, 63, 49], [10, 3, 17, 9]]]).astype(np.int32)
+    assert_close(vf.describe(image, boxes), ref.describe(image, boxes))
+
+
+def test_describe_rows_are_fhog_of_their_crops():
+    # The batched kernel (serial per box) and hog() (parallel over rows) share
+    # every arithmetic step: results are bit-identical, boxes inside or not.
+    rng = np.random.default_rng(16)
+    image = rng.uniform(0, 255, (70, 90, 3)).astype(np.float32)
+    boxes = np.vstack([random_boxes(rng, 6, 70, 90), [[-20, -5, 10, 100], [0, 0, 89, 69]]]).astype(np.int32)
+    out = vf.describe(image, boxes)
+    for row, box in zip(out, boxes):
+        np.testing.assert_array_equal(row, vf.hog(ref.crop_box(image, box)).ravel())
 
 
 def test_describe_crop_geometry():
