@@ -33,14 +33,7 @@ import numpy as np
 
 from ._arrays import BOX_COORD_MAX, BOX_COORD_MIN, as_boxes, as_mask
 
-try:
-    from . import _core
-except ImportError as exc:  # pragma: no cover - only without a built extension
-    raise ImportError(
-        "vsum._core, the compiled core of visual-summaries, could not be imported "
-        f"({exc}). Install the package with `pip install .` rather than using the "
-        "source tree directly."
-    ) from exc
+from ._compiled import _core
 
 __all__ = [
     "BOX_COORD_MAX",

@@ -15,14 +15,7 @@ import numbers
 
 import numpy as np
 
-try:
-    from . import _core
-except ImportError as exc:  # pragma: no cover - only without a built extension
-    raise ImportError(
-        "vsum._core, the compiled core of visual-summaries, could not be imported "
-        f"({exc}). Install the package with `pip install .` rather than using the "
-        "source tree directly."
-    ) from exc
+from ._compiled import _core
 
 __all__ = ["MODES", "STRATEGIES", "MIN_IMAGE_SIDE", "segment", "selective_search"]
 
