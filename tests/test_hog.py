@@ -167,6 +167,20 @@ def test_fhog_rejects_bad_input(image, cell, match):
         ref.fhog(image, cell)
 
 
+def test_core_rejects_huge_or_non_finite_values():
+    from vsum import _core
+
+    image = np.zeros((40, 40, 3), np.float32)
+    for value in (1e30, -1e19, np.nan, np.inf):
+        image[3, 4, 1] = value
+        with pytest.raises(ValueError, match="within"):
+            _core.fhog(image, 8)
+        with pytest.raises(ValueError, match="within"):
+            _core.hog_describe(image, np.array([[0, 0, 9, 9]], np.int32))
+    image[3, 4, 1] = 1e17  # accepted
+    assert np.isfinite(_core.fhog(image, 8)).all()
+
+
 def test_core_rejects_wrong_dtype_directly():
     from vsum import _core
 

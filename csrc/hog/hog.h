@@ -16,7 +16,11 @@
 //   * per output cell: 18 contrast-sensitive + 9 contrast-insensitive features
 //     (each 0.5 * the sum of its 4 block-normalised, 0.2-truncated values) and
 //     4 texture features (0.2357 * the sum over the 18 sensitive orientations
-//     of each normalisation); the 32nd (truncation) feature is dropped.
+//     of each normalisation); the 32nd (truncation) feature is dropped;
+//   * arithmetic (hog_cpu.cpp): the channel choice and the box resampling are
+//     exactly the reference's float64 ones; orientations, magnitudes and
+//     histograms are float32, block normalisation float64, so the features
+//     agree with the reference to ~1e-6 relative.
 //
 // Kernels validate their input (std::invalid_argument) and never touch Python,
 // so callers may release the GIL around them.
@@ -46,6 +50,11 @@ constexpr int kMinImageSide = 16;  // describe() rejects smaller images
 // Largest accepted cell size (keeps every intermediate in range).
 constexpr int kMaxCell = 1 << 12;
 
+// Largest accepted |pixel value|: squared gradients (<= 8 * 1e36) and the
+// histograms stay finite in the float32 intermediates.  Far above the 0-255
+// (or 0-1) scale the features are meant for.
+constexpr float kMaxValue = 1e18f;
+
 // An (H, W, 3) float32 channel-last image.
 struct Image {
   const float* data = nullptr;
@@ -59,11 +68,13 @@ using BoxesView = View2D<const int32_t>;  // (n, 4) inclusive x1, y1, x2, y2
 void fhog_shape(int64_t height, int64_t width, int cell, int64_t* out_rows, int64_t* out_cols);
 
 // out: (out_rows, out_cols, 31) float32 as given by fhog_shape.  Parallel over
-// rows with vsum::parallel_for (serial when called from a worker).
+// rows with vsum::parallel_for (serial when called from a worker).  Throws for
+// values that are not finite or exceed kMaxValue in magnitude.
 void fhog(const Image& image, int cell, float* out);
 
 // out: (n, 1984) float32 descriptors of the boxes, parallel over boxes.
-// Throws for images smaller than 16 x 16 and for invalid / degenerate boxes.
+// Throws for images smaller than 16 x 16, for invalid / degenerate boxes and
+// for image values as fhog does.
 void describe(const Image& image, const BoxesView& boxes, float* out);
 
 }  // namespace hog

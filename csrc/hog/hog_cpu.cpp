@@ -29,6 +29,12 @@
 #include "common/errors.h"
 #include "common/parallel.h"
 
+#if defined(__GNUC__)
+#define VSUM_HOG_NOINLINE __attribute__((noinline))
+#else
+#define VSUM_HOG_NOINLINE
+#endif
+
 namespace vsum {
 namespace hog {
 namespace {
@@ -65,9 +71,10 @@ struct Grid {
   int64_t last_row = 0;           // last pixel row with its own gradient: min(vh - 2, H - 2)
   int64_t last_col = 0;           // same for columns: min(vw - 2, W - 2)
   int64_t row_stride = 0;         // (bw + 2) * 18 floats per padded row histogram
-  int64_t hist_stride = 0;        // bw * 18 doubles per histogram row
+  int64_t hist_stride = 0;        // bw * 18 floats per histogram row
   std::vector<int64_t> row_cell;  // (vh) floor(pos) of each pixel row
-  std::vector<double> row_frac;   // (vh) weight of cell row floor(pos) + 1
+  std::vector<float> row_upper;   // (vh) weight of cell row floor(pos), 1 - frac
+  std::vector<float> row_lower;   // (vh) weight of cell row floor(pos) + 1, frac
   std::vector<int32_t> col_off;   // (vw) (floor(pos) + 1) * 18: padded histogram offset of the left cell
   std::vector<float> col_left;    // (vw) weight of the left cell, 1 - frac
   std::vector<float> col_right;   // (vw) weight of the right cell, frac
@@ -96,8 +103,14 @@ Grid make_grid(int64_t height, int64_t width, int cell) {
     *frac = pos - f;
   };
   g.row_cell.resize(static_cast<size_t>(g.vh));
-  g.row_frac.resize(static_cast<size_t>(g.vh));
-  for (int64_t y = 0; y < g.vh; ++y) coord(y, &g.row_cell[static_cast<size_t>(y)], &g.row_frac[static_cast<size_t>(y)]);
+  g.row_upper.resize(static_cast<size_t>(g.vh));
+  g.row_lower.resize(static_cast<size_t>(g.vh));
+  for (int64_t y = 0; y < g.vh; ++y) {
+    double f = 0.0;
+    coord(y, &g.row_cell[static_cast<size_t>(y)], &f);
+    g.row_upper[static_cast<size_t>(y)] = static_cast<float>(1.0 - f);
+    g.row_lower[static_cast<size_t>(y)] = static_cast<float>(f);
+  }
   g.col_off.resize(static_cast<size_t>(g.vw));
   g.col_left.resize(static_cast<size_t>(g.vw));
   g.col_right.resize(static_cast<size_t>(g.vw));
@@ -170,13 +183,14 @@ inline bool near_tie(float a, float b) {
 // pixels are the float64 ones rounded, so the two agree on the winner's
 // (gx, gy) unless two channels with different float32 gradients have
 // magnitudes within near_tie(): such pixels are flagged (unsure[i] = 1, rare)
-// and redone in float64 by the caller.  Ties between channels with the same
+// and redone in float64 by the caller.  Returns whether any pixel is flagged.  Ties between channels with the same
 // float32 gradient (e.g. grey pixels) need no care: either gives the same vote.
-void winning_channel(const float* __restrict u0, const float* __restrict u1, const float* __restrict u2,
+int32_t winning_channel(const float* __restrict u0, const float* __restrict u1, const float* __restrict u2,
                      const float* __restrict m0, const float* __restrict m1, const float* __restrict m2,
                      const float* __restrict d0, const float* __restrict d1, const float* __restrict d2,
                      int64_t n, float* __restrict gx, float* __restrict gy, float* __restrict v,
-                     int32_t* __restrict unsure) {
+                        int32_t* __restrict unsure) {
+  int32_t any = 0;
   for (int64_t i = 0; i < n; ++i) {
     const float dy0 = d0[i] - u0[i], dx0 = m0[i + 1] - m0[i - 1];
     const float dy1 = d1[i] - u1[i], dx1 = m1[i + 1] - m1[i - 1];
@@ -194,7 +208,9 @@ void winning_channel(const float* __restrict u0, const float* __restrict u1, con
     gy[i] = b2 ? dy2 : by;
     v[i] = b2 ? v2 : bv;
     unsure[i] = t01 | t02 | t12;
+    any |= unsure[i];
   }
+  return any;
 }
 
 // Orientation votes of n pixels from their gradient (gx, gy) and magnitude:
@@ -240,6 +256,13 @@ void orientations(const float* __restrict gx, const float* __restrict gy, const 
   }
 }
 
+// Whether every value of x is within [-kMaxValue, kMaxValue] (false for NaN).
+bool values_in_range(const float* __restrict x, int64_t n) {
+  int32_t bad = 0;
+  for (int64_t i = 0; i < n; ++i) bad |= abs_f(x[i]) <= kMaxValue ? 0 : 1;
+  return bad == 0;
+}
+
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC pop_options
 #endif
@@ -264,11 +287,12 @@ void pixel_row_votes(const Planes& im, const Grid& g, int64_t y, RowScratch& rs,
   const float* row[3][3];  // [channel][above, at, below], at column 1
   for (int c = 0; c < 3; ++c)
     for (int k = 0; k < 3; ++k) row[c][k] = im.plane[c] + (y - 1 + k) * im.stride + 1;
-  winning_channel(row[0][0], row[1][0], row[2][0], row[0][1], row[1][1], row[2][1], row[0][2], row[1][2],
-                  row[2][2], n, rs.gx.data(), rs.gy.data(), rs.mag.data(), rs.unsure.data());
+  const int32_t any_unsure =
+      winning_channel(row[0][0], row[1][0], row[2][0], row[0][1], row[1][1], row[2][1], row[0][2], row[1][2],
+                      row[2][2], n, rs.gx.data(), rs.gy.data(), rs.mag.data(), rs.unsure.data());
   sqrt_inplace(rs.mag.data(), n);
   // Flagged near ties: the reference's float64 choice.
-  for (int64_t i = 0; i < n; ++i) {
+  for (int64_t i = 0; any_unsure != 0 && i < n; ++i) {
     if (rs.unsure[static_cast<size_t>(i)] == 0) continue;
     double bx = 0.0, by = 0.0, bv = -1.0;
     for (int c = 0; c < 3; ++c) {
@@ -322,23 +346,32 @@ void row_histogram(const Grid& g, const Votes& votes, int64_t vote_row, float* r
   }
 }
 
-// hrow += w * rowhist, n values (double accumulation).
-void add_scaled(const float* __restrict rowhist, double w, int64_t n, double* __restrict hrow) {
-  for (int64_t i = 0; i < n; ++i) hrow[i] += w * static_cast<double>(rowhist[i]);
+// hrow += w * rowhist, n values.  float32 histograms: a cell sums at most
+// 4 * cell^2 weighted votes, ~1e-7 relative rounding each.
+void add_scaled(const float* __restrict rowhist, float w, int64_t n, float* __restrict hrow) {
+  for (int64_t i = 0; i < n; ++i) hrow[i] += w * rowhist[i];
 }
 
-// Spatial binning, one padded histogram row at a time (for parallel rows):
-// row cy (zeroed first) adds the row histograms of the pixel rows that vote
-// into it, in increasing row order.
-void cell_row_histogram(const Grid& g, const Votes& votes, int64_t cy, float* rowhist, double* hrow) {
-  std::fill(hrow, hrow + g.hist_stride, 0.0);
+// add_scaled into two rows at once (same operations per row: same bits).
+void add_scaled2(const float* __restrict rowhist, float w0, float* __restrict h0, float w1,
+                 float* __restrict h1, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    h0[i] += w0 * rowhist[i];
+    h1[i] += w1 * rowhist[i];
+  }
+}
+
+// Spatial binning, one histogram row at a time (for parallel rows): row cy
+// (zeroed first) adds the row histograms of the pixel rows that vote into it,
+// in increasing row order.
+void cell_row_histogram(const Grid& g, const Votes& votes, int64_t cy, float* rowhist, float* hrow) {
+  std::fill(hrow, hrow + g.hist_stride, 0.0f);
   const int64_t y_lo = std::max<int64_t>(1, (cy - 1) * g.cell);
   const int64_t y_hi = std::min<int64_t>(g.vh - 2, (cy + 2) * g.cell);
   for (int64_t y = y_lo; y <= y_hi; ++y) {
     const int64_t iy = g.row_cell[static_cast<size_t>(y)];
     if (iy != cy && iy + 1 != cy) continue;  // votes into other cell rows
-    const double fy = g.row_frac[static_cast<size_t>(y)];
-    const double wy = iy == cy ? 1.0 - fy : fy;
+    const float wy = iy == cy ? g.row_upper[static_cast<size_t>(y)] : g.row_lower[static_cast<size_t>(y)];
     row_histogram(g, votes, std::min(y, g.last_row), rowhist);
     add_scaled(rowhist + kOrientations, wy, g.hist_stride, hrow);
   }
@@ -347,27 +380,36 @@ void cell_row_histogram(const Grid& g, const Votes& votes, int64_t cy, float* ro
 // Spatial binning of all histogram rows, serially, each pixel row binned
 // once and added to both of its cell rows.  Every histogram row receives the
 // same terms in the same order as from cell_row_histogram: same bits.
-void histogram_serial(const Grid& g, const Votes& votes, float* rowhist, double* hist) {
-  std::fill(hist, hist + g.bh * g.hist_stride, 0.0);
+void histogram_serial(const Grid& g, const Votes& votes, float* rowhist, float* hist) {
+  std::fill(hist, hist + g.bh * g.hist_stride, 0.0f);
+  const int64_t n = g.hist_stride;
   for (int64_t y = 1; y <= g.vh - 2; ++y) {
     const int64_t iy = g.row_cell[static_cast<size_t>(y)];  // -1 .. bh - 1
-    const double fy = g.row_frac[static_cast<size_t>(y)];
+    const float wu = g.row_upper[static_cast<size_t>(y)], wl = g.row_lower[static_cast<size_t>(y)];
     row_histogram(g, votes, std::min(y, g.last_row), rowhist);
     const float* inner = rowhist + kOrientations;  // cells 0 .. bw - 1
-    if (iy >= 0) add_scaled(inner, 1.0 - fy, g.hist_stride, hist + iy * g.hist_stride);
-    if (iy + 1 < g.bh) add_scaled(inner, fy, g.hist_stride, hist + (iy + 1) * g.hist_stride);
+    if (iy >= 0 && iy + 1 < g.bh) {
+      add_scaled2(inner, wu, hist + iy * n, wl, hist + (iy + 1) * n, n);
+    } else if (iy >= 0) {
+      add_scaled(inner, wu, n, hist + iy * n);
+    } else {
+      add_scaled(inner, wl, n, hist + (iy + 1) * n);
+    }
   }
 }
 
 // Normaliser of every 2x2 block of cells, 1 / sqrt(E + eps), E the sum of
 // the 4 cells' gradient energies (squared sums over the 9 unsigned
 // orientations); block (r, c) has top-left cell (r, c), (bh - 1) x (bw - 1).
-void block_norms(const Grid& g, const double* hist, double* energy, double* norm) {
+void block_norms(const Grid& g, const float* hist, double* energy, double* norm) {
   const int64_t bw = g.bw;
   for (int64_t c = 0; c < g.bh * bw; ++c) {
-    const double* h = hist + c * kOrientations;
+    const float* h = hist + c * kOrientations;
     double e = 0.0;
-    for (int o = 0; o < 9; ++o) e += (h[o] + h[o + 9]) * (h[o] + h[o + 9]);
+    for (int o = 0; o < 9; ++o) {
+      const double sum = static_cast<double>(h[o]) + static_cast<double>(h[o + 9]);
+      e += sum * sum;
+    }
     energy[c] = e;
   }
   for (int64_t r = 0; r + 1 < g.bh; ++r) {
@@ -379,26 +421,26 @@ void block_norms(const Grid& g, const double* hist, double* energy, double* norm
 }
 
 // The 31 features of output row y (cells (y + 1, 1 .. bw - 2) of the grid).
-void cell_features(const Grid& g, const double* hist, const double* norm, int64_t y, float* out_row) {
+void cell_features(const Grid& g, const float* hist, const double* norm, int64_t y, float* out_row) {
   const int64_t nbw = g.bw - 1;  // blocks per row
   for (int64_t x = 0; x < g.bw - 2; ++x) {
     // The four 2x2 blocks that contain cell (y + 1, x + 1), in voc-release order.
     const double n[4] = {norm[(y + 1) * nbw + x + 1], norm[y * nbw + x + 1], norm[(y + 1) * nbw + x],
                          norm[y * nbw + x]};
-    const double* h = hist + (y + 1) * g.hist_stride + (x + 1) * kOrientations;
+    const float* h = hist + (y + 1) * g.hist_stride + (x + 1) * kOrientations;
     float* dst = out_row + x * kFeatures;
     double t[4] = {0.0, 0.0, 0.0, 0.0};
     for (int o = 0; o < kOrientations; ++o) {
       double s = 0.0;
       for (int k = 0; k < 4; ++k) {
-        const double v = std::min(h[o] * n[k], kTruncation);
+        const double v = std::min(static_cast<double>(h[o]) * n[k], kTruncation);
         s += v;
         t[k] += v;
       }
       dst[o] = static_cast<float>(0.5 * s);
     }
     for (int o = 0; o < 9; ++o) {
-      const double sum = h[o] + h[o + 9];
+      const double sum = static_cast<double>(h[o]) + static_cast<double>(h[o + 9]);
       double s = 0.0;
       for (int k = 0; k < 4; ++k) s += std::min(sum * n[k], kTruncation);
       dst[kOrientations + o] = static_cast<float>(0.5 * s);
@@ -411,8 +453,8 @@ void cell_features(const Grid& g, const double* hist, const double* norm, int64_
 struct Scratch {
   RowScratch row;
   Votes votes;
-  std::vector<float> rowhist;
-  std::vector<double> hist, energy, norm;
+  std::vector<float> rowhist, hist;
+  std::vector<double> energy, norm;
 };
 
 // FHOG of planar image im on grid g, all steps serial (one box).
@@ -462,7 +504,7 @@ void fhog_parallel(const Image& image, int cell, float* out) {
     RowScratch rs;
     for (int64_t r = begin; r < end; ++r) pixel_row_votes(im, g, r + 1, rs, votes);
   });
-  std::vector<double> hist(static_cast<size_t>(g.bh * g.hist_stride));
+  std::vector<float> hist(static_cast<size_t>(g.bh * g.hist_stride));
   parallel_for_range(g.bh, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> rowhist(static_cast<size_t>(g.row_stride));
     for (int64_t cy = begin; cy < end; ++cy) cell_row_histogram(g, votes, cy, rowhist.data(), hist.data() + cy * g.hist_stride);
@@ -500,6 +542,7 @@ class Cropper {
       const double sx = x0 + (u + 0.5) * sxs;
       const double f = std::floor(sx);
       wx_[u] = sx - f;
+      ox_[u] = 1.0 - wx_[u];
       const int64_t i = static_cast<int64_t>(f);
       xa_[u] = std::clamp<int64_t>(i, 0, W - 1) * 3;
       xb_[u] = std::clamp<int64_t>(i + 1, 0, W - 1) * 3;
@@ -521,8 +564,9 @@ class Cropper {
   }
 
  private:
-  // out = float((1 - wy) * a + wy * b), vectorised.
-  static void blend(const double* __restrict a, const double* __restrict b, double wa, double wb,
+  // out = float((1 - wy) * a + wy * b), vectorised.  (Kept out of line: GCC
+  // allocates registers poorly for it when inlined into the caller.)
+  VSUM_HOG_NOINLINE static void blend(const double* __restrict a, const double* __restrict b, double wa, double wb,
                     float* __restrict out) {
     for (int u = 0; u < kDescSide; ++u) out[u] = static_cast<float>(wa * a[u] + wb * b[u]);
   }
@@ -535,20 +579,23 @@ class Cropper {
     const int s = key_[0] == keep ? 1 : 0;
     key_[s] = r;
     const float* src = im_.data + r * im_.width * 3;
-    double* dst = rows_[s];
+    double* d0 = rows_[s];
+    double* d1 = d0 + kDescSide;
+    double* d2 = d1 + kDescSide;
     for (int u = 0; u < kDescSide; ++u) {
-      const double wx = wx_[u];
-      for (int c = 0; c < 3; ++c) {
-        const double a = src[xa_[u] + c], b = src[xb_[u] + c];
-        dst[c * kDescSide + u] = (1.0 - wx) * a + wx * b;
-      }
+      const float* a = src + xa_[u];
+      const float* b = src + xb_[u];
+      const double wx = wx_[u], ox = ox_[u];
+      d0[u] = ox * static_cast<double>(a[0]) + wx * static_cast<double>(b[0]);
+      d1[u] = ox * static_cast<double>(a[1]) + wx * static_cast<double>(b[1]);
+      d2[u] = ox * static_cast<double>(a[2]) + wx * static_cast<double>(b[2]);
     }
-    return dst;
+    return d0;
   }
 
   Image im_;
   int64_t xa_[kDescSide] = {}, xb_[kDescSide] = {};  // source offsets (3 * column)
-  double wx_[kDescSide] = {};
+  double wx_[kDescSide] = {}, ox_[kDescSide] = {};  // weights of columns xb and xa
   int64_t key_[2] = {-1, -1};
   double rows_[2][3 * kDescSide] = {};
 };
@@ -562,8 +609,14 @@ void fhog_shape(int64_t height, int64_t width, int cell, int64_t* out_rows, int6
   *out_cols = std::max<int64_t>(blocks_for(width, cell) - 2, 0);
 }
 
+void check_values(const Image& image) {
+  VSUM_CHECK(values_in_range(image.data, image.height * image.width * 3),
+             "image values must be finite and within [-1e18, 1e18] (the features expect the 0-255 scale)");
+}
+
 void fhog(const Image& image, int cell, float* out) {
   check_cell(cell);
+  check_values(image);
   fhog_parallel(image, cell, out);
 }
 
@@ -572,6 +625,7 @@ void describe(const Image& image, const BoxesView& boxes, float* out) {
              kMinImageSide, " x ", kMinImageSide, " pixels to describe boxes; got ", image.height, " x ",
              image.width);
   boxes::check_boxes(boxes, "boxes");
+  check_values(image);
   if (boxes.rows == 0) return;
   const Grid g = make_grid(kDescSide, kDescSide, kDescCell);  // the same for every box
   parallel_for_range(boxes.rows, 1, [&](int64_t begin, int64_t end) {
