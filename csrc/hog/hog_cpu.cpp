@@ -3,17 +3,19 @@
 // One pipeline serves a whole image (fhog) and every 80 x 80 box crop
 // (describe), so a descriptor is bit-identical to fhog() of its crop:
 //   1. the image as three float32 planes (a planar copy, or the resampled crop);
-//   2. per pixel row, the votes of every pixel (row_votes): the winning
-//      channel's gradient in double (exactly the reference's arithmetic, so the
-//      channel choice - the one discontinuous step - is identical), then the
-//      two orientation bins and the magnitude split between them, in float32
-//      (orientation binning is continuous in the angle, so float rounding moves
-//      the features by ~1e-7 relative only; the parity tests allow 1e-4);
-//   3. spatial binning (cell_row_histogram): every cell row collects, in a
-//      fixed order, the pixel rows that vote into it (double accumulation);
-//   4. block normalisation and the 31 features (cell_features, double).
-// A whole image runs each step with vsum::parallel_for; describe() runs the
-// steps serially per box, parallel over boxes, with per-chunk scratch buffers.
+//   2. per pixel row, the votes of every pixel (pixel_row_votes): the winning
+//      channel's gradient, with the reference's float64 choice of channel
+//      (the one discontinuous step: winning_channel), then the two
+//      orientation bins and the magnitude split between them, in float32
+//      (orientation binning is continuous in the angle, so float rounding
+//      moves the features by ~1e-7 relative only; the parity tests allow 1e-4);
+//   3. spatial binning (histogram_rows): each pixel row's votes are binned
+//      into cells along the row (row_histogram), and the row histogram is
+//      added to the row's two cell rows, in increasing row order;
+//   4. block normalisation and the 31 features (cell_features, float64).
+// A whole image runs bands of cell rows in parallel (vsum::parallel_for);
+// describe() runs the steps serially per box, parallel over boxes, with
+// per-chunk scratch buffers (no allocation per box).
 #include "hog/hog.h"
 
 #include <algorithm>
@@ -125,10 +127,9 @@ Grid make_grid(int64_t height, int64_t width, int cell) {
   return g;
 }
 
-// Orientation votes of the pixels of a vh x vw grid, row-major: pixel (y, x)
-// votes w0 into bin0 and w1 into bin1 (= bin0 + 1 mod 18).  Only rows
-// 1 .. last_row and columns 1 .. vw-2 are filled; a pixel row y > last_row
-// has the votes of row last_row (its gradient is read there).
+// Orientation votes of the pixels of one row (indexed by column, vw long):
+// pixel x votes w0[x] into bin0[x] and w1[x] into bin1[x] (= bin0 + 1 mod 18).
+// Columns 1 .. vw-2 are filled.
 struct Votes {
   std::vector<int32_t> bin0, bin1;
   std::vector<float> w0, w1;
@@ -267,7 +268,7 @@ bool values_in_range(const float* __restrict x, int64_t n) {
 #pragma GCC pop_options
 #endif
 
-// Per-row working memory of pixel_row_votes.
+// Working memory of pixel_row_votes.
 struct RowScratch {
   std::vector<float> gx, gy, mag;
   std::vector<int32_t> unsure;
@@ -284,6 +285,7 @@ struct RowScratch {
 void pixel_row_votes(const Planes& im, const Grid& g, int64_t y, RowScratch& rs, Votes& votes) {
   const int64_t n = g.last_col;  // pixels 1 .. last_col
   rs.resize(n);
+  votes.resize(g.vw);
   const float* row[3][3];  // [channel][above, at, below], at column 1
   for (int c = 0; c < 3; ++c)
     for (int k = 0; k < 3; ++k) row[c][k] = im.plane[c] + (y - 1 + k) * im.stride + 1;
@@ -309,12 +311,11 @@ void pixel_row_votes(const Planes& im, const Grid& g, int64_t y, RowScratch& rs,
     rs.gy[static_cast<size_t>(i)] = static_cast<float>(by);
     rs.mag[static_cast<size_t>(i)] = static_cast<float>(std::sqrt(bv));
   }
-  const size_t o = static_cast<size_t>(y * g.vw + 1);
-  orientations(rs.gx.data(), rs.gy.data(), rs.mag.data(), n, votes.bin0.data() + o, votes.bin1.data() + o,
-               votes.w0.data() + o, votes.w1.data() + o);
-  const size_t last = static_cast<size_t>(y * g.vw + g.last_col);
+  orientations(rs.gx.data(), rs.gy.data(), rs.mag.data(), n, votes.bin0.data() + 1, votes.bin1.data() + 1,
+               votes.w0.data() + 1, votes.w1.data() + 1);
+  const size_t last = static_cast<size_t>(g.last_col);
   for (int64_t x = g.last_col + 1; x <= g.vw - 2; ++x) {
-    const size_t k = static_cast<size_t>(y * g.vw + x);
+    const size_t k = static_cast<size_t>(x);
     votes.bin0[k] = votes.bin0[last];
     votes.bin1[k] = votes.bin1[last];
     votes.w0[k] = votes.w0[last];
@@ -326,13 +327,12 @@ void pixel_row_votes(const Planes& im, const Grid& g, int64_t y, RowScratch& rs,
 // ((bw + 2) x 18, zeroed first): each pixel adds its two orientation votes to
 // its left and right cells with the bilinear weights col_left / col_right.
 // (float32 suffices: a cell of a row sums at most 2 * cell votes.)
-void row_histogram(const Grid& g, const Votes& votes, int64_t vote_row, float* rowhist) {
+void row_histogram(const Grid& g, const Votes& votes, float* rowhist) {
   std::fill(rowhist, rowhist + g.row_stride, 0.0f);
-  const size_t base = static_cast<size_t>(vote_row * g.vw);
-  const int32_t* bin0 = votes.bin0.data() + base;
-  const int32_t* bin1 = votes.bin1.data() + base;
-  const float* w0 = votes.w0.data() + base;
-  const float* w1 = votes.w1.data() + base;
+  const int32_t* bin0 = votes.bin0.data();
+  const int32_t* bin1 = votes.bin1.data();
+  const float* w0 = votes.w0.data();
+  const float* w1 = votes.w1.data();
   const int32_t* off = g.col_off.data();
   const float* left = g.col_left.data();
   const float* right = g.col_right.data();
@@ -361,36 +361,39 @@ void add_scaled2(const float* __restrict rowhist, float w0, float* __restrict h0
   }
 }
 
-// Spatial binning, one histogram row at a time (for parallel rows): row cy
-// (zeroed first) adds the row histograms of the pixel rows that vote into it,
-// in increasing row order.
-void cell_row_histogram(const Grid& g, const Votes& votes, int64_t cy, float* rowhist, float* hrow) {
-  std::fill(hrow, hrow + g.hist_stride, 0.0f);
-  const int64_t y_lo = std::max<int64_t>(1, (cy - 1) * g.cell);
-  const int64_t y_hi = std::min<int64_t>(g.vh - 2, (cy + 2) * g.cell);
-  for (int64_t y = y_lo; y <= y_hi; ++y) {
-    const int64_t iy = g.row_cell[static_cast<size_t>(y)];
-    if (iy != cy && iy + 1 != cy) continue;  // votes into other cell rows
-    const float wy = iy == cy ? g.row_upper[static_cast<size_t>(y)] : g.row_lower[static_cast<size_t>(y)];
-    row_histogram(g, votes, std::min(y, g.last_row), rowhist);
-    add_scaled(rowhist + kOrientations, wy, g.hist_stride, hrow);
-  }
-}
+// Working memory of histogram_rows, reused across the rows of a chunk or the
+// boxes of describe().
+struct Scratch {
+  RowScratch row;
+  Votes votes;
+  std::vector<float> rowhist;
+};
 
-// Spatial binning of all histogram rows, serially, each pixel row binned
-// once and added to both of its cell rows.  Every histogram row receives the
-// same terms in the same order as from cell_row_histogram: same bits.
-void histogram_serial(const Grid& g, const Votes& votes, float* rowhist, float* hist) {
-  std::fill(hist, hist + g.bh * g.hist_stride, 0.0f);
+// Histogram rows cy_begin .. cy_end-1 of a planar image (bw x 18 floats each,
+// zeroed first).  Each pixel row that votes into them is voted and binned
+// once (row_histogram) and added to those of its two cell rows (weights
+// row_upper / row_lower) inside the range.  Every histogram row receives the
+// same terms in the same order (increasing pixel row) whatever the range, so
+// any partition of the rows - and the whole image at once - gives the same
+// bits.
+void histogram_rows(const Planes& im, const Grid& g, int64_t cy_begin, int64_t cy_end, Scratch& s, float* hist) {
   const int64_t n = g.hist_stride;
-  for (int64_t y = 1; y <= g.vh - 2; ++y) {
-    const int64_t iy = g.row_cell[static_cast<size_t>(y)];  // -1 .. bh - 1
+  std::fill(hist + cy_begin * n, hist + cy_end * n, 0.0f);
+  s.rowhist.resize(static_cast<size_t>(g.row_stride));
+  const float* inner = s.rowhist.data() + kOrientations;  // cells 0 .. bw - 1
+  const int64_t y_lo = std::max<int64_t>(1, (cy_begin - 1) * g.cell);
+  const int64_t y_hi = std::min<int64_t>(g.vh - 2, (cy_end + 1) * g.cell);
+  for (int64_t y = y_lo; y <= y_hi; ++y) {
+    const int64_t iy = g.row_cell[static_cast<size_t>(y)];  // votes into cell rows iy, iy + 1
+    const bool upper = iy >= cy_begin && iy < cy_end;
+    const bool lower = iy + 1 >= cy_begin && iy + 1 < cy_end;
+    if (!upper && !lower) continue;
+    pixel_row_votes(im, g, std::min(y, g.last_row), s.row, s.votes);  // rows past last_row read it
+    row_histogram(g, s.votes, s.rowhist.data());
     const float wu = g.row_upper[static_cast<size_t>(y)], wl = g.row_lower[static_cast<size_t>(y)];
-    row_histogram(g, votes, std::min(y, g.last_row), rowhist);
-    const float* inner = rowhist + kOrientations;  // cells 0 .. bw - 1
-    if (iy >= 0 && iy + 1 < g.bh) {
+    if (upper && lower) {
       add_scaled2(inner, wu, hist + iy * n, wl, hist + (iy + 1) * n, n);
-    } else if (iy >= 0) {
+    } else if (upper) {
       add_scaled(inner, wu, n, hist + iy * n);
     } else {
       add_scaled(inner, wl, n, hist + (iy + 1) * n);
@@ -449,30 +452,17 @@ void cell_features(const Grid& g, const float* hist, const double* norm, int64_t
   }
 }
 
-// Working memory of fhog_serial, reused across the boxes of a chunk.
-struct Scratch {
-  RowScratch row;
-  Votes votes;
-  std::vector<float> rowhist, hist;
-  std::vector<double> energy, norm;
-};
-
-// FHOG of planar image im on grid g, all steps serial (one box).
-void fhog_serial(const Planes& im, const Grid& g, Scratch& s, float* out) {
-  s.votes.resize(g.vh * g.vw);
-  for (int64_t y = 1; y <= g.last_row; ++y) pixel_row_votes(im, g, y, s.row, s.votes);
-  s.hist.resize(static_cast<size_t>(g.bh * g.hist_stride));
-  s.rowhist.resize(static_cast<size_t>(g.row_stride));
-  histogram_serial(g, s.votes, s.rowhist.data(), s.hist.data());
-  s.energy.resize(static_cast<size_t>(g.bh * g.bw));
-  s.norm.resize(static_cast<size_t>((g.bh - 1) * (g.bw - 1)));
-  block_norms(g, s.hist.data(), s.energy.data(), s.norm.data());
-  for (int64_t y = 0; y < g.bh - 2; ++y)
-    cell_features(g, s.hist.data(), s.norm.data(), y, out + y * (g.bw - 2) * kFeatures);
+// Block normalisation and features of all rows, serially.
+void features_serial(const Grid& g, const float* hist, std::vector<double>& energy, std::vector<double>& norm,
+                     float* out) {
+  energy.resize(static_cast<size_t>(g.bh * g.bw));
+  norm.resize(static_cast<size_t>((g.bh - 1) * (g.bw - 1)));
+  block_norms(g, hist, energy.data(), norm.data());
+  for (int64_t y = 0; y < g.bh - 2; ++y) cell_features(g, hist, norm.data(), y, out + y * (g.bw - 2) * kFeatures);
 }
 
-// FHOG of an interleaved image, each step parallel (rows).  Same functions and
-// per-row order as fhog_serial, so the results are bit-identical to it.
+// FHOG of an interleaved image: planar copy, then histogram bands and feature
+// rows in parallel.  Bit-identical to the serial path of describe().
 void fhog_parallel(const Image& image, int cell, float* out) {
   const int64_t bh = blocks_for(image.height, cell), bw = blocks_for(image.width, cell);
   if (bh < 3 || bw < 3) return;  // empty output
@@ -498,16 +488,12 @@ void fhog_parallel(const Image& image, int cell, float* out) {
       },
       16);
 
-  Votes votes;
-  votes.resize(g.vh * g.vw);
-  parallel_for_range(g.last_row, 8, [&](int64_t begin, int64_t end) {
-    RowScratch rs;
-    for (int64_t r = begin; r < end; ++r) pixel_row_votes(im, g, r + 1, rs, votes);
-  });
+  // Bands of at least 4 cell rows: the pixel rows at a band's edges are voted
+  // by both neighbours.
   std::vector<float> hist(static_cast<size_t>(g.bh * g.hist_stride));
-  parallel_for_range(g.bh, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> rowhist(static_cast<size_t>(g.row_stride));
-    for (int64_t cy = begin; cy < end; ++cy) cell_row_histogram(g, votes, cy, rowhist.data(), hist.data() + cy * g.hist_stride);
+  parallel_for_range(g.bh, 4, [&](int64_t begin, int64_t end) {
+    Scratch s;
+    histogram_rows(im, g, begin, end, s, hist.data());
   });
   std::vector<double> energy(static_cast<size_t>(g.bh * g.bw));
   std::vector<double> norm(static_cast<size_t>((g.bh - 1) * (g.bw - 1)));
@@ -635,9 +621,12 @@ void describe(const Image& image, const BoxesView& boxes, float* out) {
     planes.stride = kDescSide;
     Cropper cropper(image);
     Scratch scratch;
+    std::vector<float> hist(static_cast<size_t>(g.bh * g.hist_stride));
+    std::vector<double> energy, norm;
     for (int64_t i = begin; i < end; ++i) {
       cropper.crop(boxes.row(i), crop.data());
-      fhog_serial(planes, g, scratch, out + i * kDescLength);
+      histogram_rows(planes, g, 0, g.bh, scratch, hist.data());
+      features_serial(g, hist.data(), energy, norm, out + i * kDescLength);
     }
   });
 }
