@@ -53,8 +53,9 @@ def test_classify_writes_predictions(tmp_path, data_dir):
         rows = list(csv.DictReader(fh))
     assert list(rows[0]) == ["image", "top1", "top1_name", "p_top1", "top2", "top3", "status"]
     assert len(rows) == len([p for p in folder.iterdir() if p.is_file()])
-    robins = [r for r in rows if "robin" in r["image"].lower()]
-    assert robins and all(r["top1"] == "15" and r["top1_name"] == "robin" for r in robins)
+    flutes = [r for r in rows if r["image"].startswith("flute")]
+    assert flutes and all(r["top1"] == "558" and r["top1_name"] == "flute" for r in flutes)
+    assert all(0.0 < float(r["p_top1"]) <= 1.0 and r["status"] == "ok" for r in rows)
 
 
 def test_masks_command(tmp_path, data_dir):
