@@ -21,7 +21,8 @@ OpenCV's boxes ``(x, y, w, h)`` become inclusive corners
 Proposal quality (MABO): the targets are the connected components
 (8-connected, area >= 1% of the image) of the binary stage-1 sharp masks
 ``$VSUM_MASKS_DIR/masks/<stem>_sharp.png`` (224 x 224, set = pixel > 128;
-default ``/work/runs/albatross-masks``), each described by its bounding box.
+default ``runs/albatross-masks`` in the repository, written by the README's
+``vsum masks`` command), each described by its bounding box.
 MABO = mean over all targets of the best IoU (:func:`vsum.boxes.iou`) among
 the first 500 proposals of a method; recall@0.5 / @0.7 = fraction of targets
 with best IoU >= 0.5 / 0.7.  The quality columns are left empty, with a
@@ -165,7 +166,8 @@ def cases(quick: bool):
     folder = _data_root() / "albatross"
     if not folder.is_dir():
         raise SystemExit(f"bench proposals needs the albatross photos in {folder} (set VSUM_DATA)")
-    masks_dir = Path(os.environ.get("VSUM_MASKS_DIR", "/work/runs/albatross-masks")) / "masks"
+    default_masks = Path(__file__).resolve().parents[1] / "runs" / "albatross-masks"  # the README's `vsum masks` run
+    masks_dir = Path(os.environ.get("VSUM_MASKS_DIR", default_masks)) / "masks"
     photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     with_mask = [p for p in photos if (masks_dir / f"{p.stem}_sharp.png").is_file()]
     if with_mask:
