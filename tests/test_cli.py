@@ -23,6 +23,13 @@ def test_models_lists_offline_and_paper_models():
         assert name in done.stdout
 
 
+def test_output_piped_into_a_closed_reader_is_not_an_error():
+    done = subprocess.run(f"{sys.executable} -m vsum models --all | head -n 2", shell=True, capture_output=True,
+                          text=True, timeout=300)
+    assert len(done.stdout.splitlines()) == 2
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
+
+
 @pytest.mark.parametrize("args, message", [
     (["classify", "IMAGES", "--model", "nosuchnet", "--out", "p.csv"], "unknown model 'nosuchnet'"),
     (["classify", "IMAGES", "--model", "resnet50", "--weights", "missing.pth", "--out", "p.csv"], "weight file not found"),

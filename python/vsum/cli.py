@@ -7,6 +7,7 @@ one ``vsum: error: ...`` line and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import VsumError, __version__
@@ -167,6 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vsum: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `vsum models | head`: the reader left, nothing to report
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
