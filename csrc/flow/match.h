@@ -1,0 +1,48 @@
+// Proposal Flow matchers (stage 4): NAM, PHM, LOM for one image pair.
+//
+// Inputs: boxes_a (na, 4), boxes_b (nb, 4) int32 inclusive (x1, y1, x2, y2),
+// validated with vsum::boxes::check_boxes; appearance (na, nb) float32,
+// finite and >= 0.  Output out (na, nb) float32 confidence.
+//
+// Shared geometry (all in double): centre xc = (x1 + x2) * 0.5, width
+// w = x2 - x1 + 1, area = w * h.  Aspect gate: a pair is zeroed when
+// max(wa*hb, wb*ha) >= 2 * min(wa*hb, wb*ha) (exact int64 test).
+//
+// PHM: offset (dx, dy) = centre_b - centre_a, scale s = 0.5 * log2(area_b /
+// area_a) (log2 of the ratio of sqrt areas).  Bins: kPhmXY x kPhmXY x-y
+// cells over [-W, W] x [-H, H], kPhmScales bins over [-4, 4], out-of-range
+// values clamped to the edge bins.  Per (a, bin) the maximum vote counts;
+// the histogram is smoothed by a separable 5x5x5 Gaussian (sigma = 1 bin,
+// zero padding); conf = gated appearance * smoothed histogram at the bin.
+//
+// LOM: see ALGORITHM.md stage 4; the order-independent version (reads only
+// the gated appearance).  Every kernel runs parallel over rows of A and gives
+// identical results for every thread count.
+#pragma once
+
+#include <cstdint>
+
+#include "common/array_view.h"
+
+namespace vsum {
+namespace flow {
+
+using BoxesView = View2D<const int32_t>;
+using MatrixView = View2D<const float>;
+
+constexpr int kPhmXY = 90;        // 90 x 90 = 8100 x-y cells
+constexpr int kPhmScales = 20;    // log2-scale bins over [-4, 4]
+constexpr int kLomIterations = 20;
+constexpr double kLomEps = 1e-6;
+constexpr double kLomXY = 0.05;
+constexpr double kLomScale = 0.3;
+
+enum class Method { kNam, kPhm, kLom };
+
+// Throws std::invalid_argument on bad boxes, shape mismatch, NaN/inf or
+// negative appearance, or (PHM) non-positive image size.
+void match(const BoxesView& a, const BoxesView& b, const MatrixView& appearance, Method method,
+           int64_t height, int64_t width, float* out);
+
+}  // namespace flow
+}  // namespace vsum
