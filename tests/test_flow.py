@@ -137,7 +137,7 @@ def test_parity_real_descriptors(data_dir):
         imgs.append(img)
         boxes.append(bx)
         descs.append(features.describe(img, bx))
-    s = np.maximum(np.asarray(features.appearance(descs[0], descs[1]), np.float32), 0)
+    s = np.asarray(features.appearance(descs[0], descs[1]), np.float32)  # already >= 0
     shape = (max(i.shape[0] for i in imgs), max(i.shape[1] for i in imgs))
     for m in METHODS:
         assert_parity(vf.match(boxes[0], boxes[1], s, m, image_shape=shape),
