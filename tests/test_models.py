@@ -68,6 +68,7 @@ def test_torchvision_architectures_with_random_weights(name, size):
     ("resnet18", {}),
     ("googlenet", {"aux_logits": True, "transform_input": True, "init_weights": False}),
     ("googlenet", {"aux_logits": False, "transform_input": True, "init_weights": True}),
+    ("inception_v3", {"aux_logits": True, "transform_input": True, "init_weights": False}),
 ])
 def test_torchvision_weights_from_explicit_file(tmp_path, name, kwargs):
     import torchvision
@@ -77,7 +78,7 @@ def test_torchvision_weights_from_explicit_file(tmp_path, name, kwargs):
     path = tmp_path / "weights.pth"
     torch.save({"state_dict": source.state_dict()}, path)  # checkpoint-style nesting is unwrapped
     classifier = load_model(name, weights=path)
-    x = torch.rand(2, 3, 224, 224)
+    x = torch.rand(2, 3, classifier.input_size, classifier.input_size)
     with torch.no_grad():
         expected = source(classifier.normalize(x))
         if not isinstance(expected, torch.Tensor):

@@ -300,32 +300,9 @@ def _load_torchvision(name: str, weights: str | os.PathLike | None, allow_downlo
         module = torchvision.models.get_model(name, weights=None, **kwargs)
         return Classifier(_freeze(module), name, input_size, mean, std, categories, "random")
 
-    if weights is None:
-        cached = _cached_torchvision_weights(name)
-        if cached is not None:
-            weights = cached
-        elif default is None:
-            raise VsumError(f"torchvision has no pretrained weights for {name}; pass --weights FILE")
-        elif not allow_download:
-            raise VsumError(
-                f"no weights for {name}: none in {hub_checkpoint_dir()} and downloads are off; "
-                "pass --weights FILE (or --weights random for plumbing tests)")
-        else:
-            try:
-                state = torch.hub.load_state_dict_from_url(
-                    default.url, progress=True, check_hash=True, weights_only=True)
-            except Exception as exc:  # noqa: BLE001 - URLError, HTTPError, hash mismatch, ...
-                raise VsumError(
-                    f"no weights for {name}: none in {hub_checkpoint_dir()} and downloading "
-                    f"{default.url} failed ({type(exc).__name__}); pass --weights FILE") from None
-            weights_source = default.url
-            state_dict = state
-    if weights is not None:
-        weights_source = str(weights)
-        state_dict = read_state_dict(weights)
-
+    state_dict, weights_source = _torchvision_state_dict(name, weights, default, allow_download)
     kwargs = dict(_TORCHVISION_PRETRAINED_KWARGS.get(name, {}))
-    if "aux_logits" in kwargs and not any(k.startswith("aux") for k in state_dict):
+    if "aux_logits" in kwargs and not any(_is_aux(k) for k in state_dict):
         kwargs["aux_logits"] = False
     num_classes = _infer_num_classes(state_dict)
     if num_classes is not None and num_classes != 1000:
@@ -336,11 +313,40 @@ def _load_torchvision(name: str, weights: str | os.PathLike | None, allow_downlo
     return Classifier(_freeze(module), name, input_size, mean, std, categories, weights_source)
 
 
+def _is_aux(key: str) -> bool:
+    """Parameters of an auxiliary head (googlenet ``aux1.*``, inception_v3 ``AuxLogits.*``)."""
+    return key.lower().startswith("aux")
+
+
+def _torchvision_state_dict(name: str, weights, default, allow_download: bool) -> tuple[dict, str]:
+    """The state dict for a torchvision model and where it came from.
+
+    Order: explicit ``weights`` file, the hub cache, torchvision's download.
+    """
+    if weights is None:
+        weights = _cached_torchvision_weights(name)
+    if weights is not None:
+        return read_state_dict(weights), str(weights)
+    if default is None:
+        raise VsumError(f"torchvision has no pretrained weights for {name}; pass --weights FILE")
+    if not allow_download:
+        raise VsumError(
+            f"no weights for {name}: none in {hub_checkpoint_dir()} and downloads are off; "
+            "pass --weights FILE (or --weights random for plumbing tests)")
+    try:
+        state = torch.hub.load_state_dict_from_url(default.url, progress=True, check_hash=True, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - URLError, HTTPError, hash mismatch, ...
+        raise VsumError(
+            f"no weights for {name}: none in {hub_checkpoint_dir()} and downloading "
+            f"{default.url} failed ({type(exc).__name__}); pass --weights FILE") from None
+    return state, default.url
+
+
 def _infer_num_classes(state_dict: dict) -> int | None:
     """Output size from the last 2-D weight whose name says classifier/fc/head."""
     for key in reversed(list(state_dict)):
         tensor = state_dict[key]
-        if key.endswith(".weight") and tensor.ndim == 2 and not key.startswith("aux"):
+        if key.endswith(".weight") and tensor.ndim == 2 and not _is_aux(key):
             return int(tensor.shape[0])
     return None
 
