@@ -28,6 +28,20 @@ def test_one_by_three_hole_gets_mean_of_neighbours():
     assert u[0, 1] == pytest.approx(0.5 * (u[0, 0] + u[0, 2]), abs=1e-6)
 
 
+def test_range_scale_normalises_squared_differences_over_edges():
+    # Guide 0, 10, 30: squared differences 100 and 400, min-max normalised to 0 and 1, so the two edge
+    # weights are (1 + 1e-5) and (exp(-sigma_g) + 1e-5) (times (1 + 1e-5) from the constant u^0).
+    lam, sg = 2.0, 3.0
+    f, c = np.array([1.0, 4.0, -2.0]), np.array([1.0, 0.5, 2.0])
+    w01, w12 = [(x + 1e-5) * (1 + 1e-5) * lam for x in (1.0, np.exp(-sg))]
+    A = np.diag(c) + np.array([[w01, -w01, 0], [-w01, w01 + w12, -w12], [0, -w12, w12]])
+    want = np.linalg.solve(A, c * f)
+    got = sd_filter(f[None], np.array([[0.0, 10.0, 30.0]]), c[None], lam=lam, sigma_g=sg, iterations=1)
+    np.testing.assert_allclose(got[0], want, rtol=1e-6)
+    # Units of the guide do not matter in this mode.
+    np.testing.assert_array_equal(got, sd_filter(f[None], np.array([[0.0, 1.0, 3.0]]), c[None], lam=lam, sigma_g=sg, iterations=1))
+
+
 @pytest.mark.parametrize("scale", ["range", "absolute"])
 def test_constant_field_stays_constant(scale):
     rng = np.random.default_rng(0)
