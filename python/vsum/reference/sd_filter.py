@@ -11,8 +11,8 @@ with the parameters Proposal Flow uses to fill and smooth its dense flow
 4-neighbourhood, valid pixels as data term).  It is the baseline against
 which faster edge-aware fills are compared on the keypoint benchmark.
 
-The formulation (paper, Sec. 3)
--------------------------------
+The formulation (the paper's energy and its majorize-minimize solver)
+---------------------------------------------------------------------
 For an input ``f``, data-term weights ``c_i >= 0`` and a static guidance
 ``g``, the SD filter minimises over ``u``::
 
@@ -37,8 +37,10 @@ Euclidean distance over all channels of ``u^k`` (for a flow field: the
 joint ``(vx, vy)`` difference), and the static one over all channels of
 ``g``.
 
-Choices, following the authors' released MATLAB code (the one Proposal
-Flow calls), where the paper leaves them open:
+Choices where the paper leaves them open follow the authors' MATLAB
+release (``sdfilter.m`` with ``makeweightsL2``), as read in public ports and
+derivatives of it; the original files were not available to check line by
+line:
 
 * **Initial estimate** ``u^0`` is a constant (the code's demos pass
   ``u0 = ones``), so every dynamic weight of the first step is equal and
@@ -61,8 +63,9 @@ Flow calls), where the paper leaves them open:
   ``nu = 1 / (2 sigma_u^2)`` (``sigma_g`` in guide units, e.g. 0-255;
   ``sigma_u`` in units of ``f``, e.g. pixels of flow).
 * **Colour guide**: the static difference is the Euclidean distance of the
-  raw channel vectors (RGB as given), as the code's ``makeweightsL2``; no
-  colour-space conversion.
+  raw channel vectors (RGB as given), as ``makeweightsL2`` computes it; no
+  colour-space conversion (the same authors' WLS filter converts colour
+  guides to Lab; the SD filter ports seen do not).
 * Like the code, ``1e-5`` is added to each of ``phi_mu`` and ``phi_nu``,
   which keeps the 4-neighbour graph connected, so the system is
   non-singular as soon as one pixel has ``c_i > 0``.
