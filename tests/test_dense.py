@@ -192,3 +192,227 @@ def test_match_field_core_checks_directly():
         _core.flow_match_field(np.array([[3, 0, 2, 3]], np.int32), a, np.ones((1, 1), np.float32), 4, 4, 4, 4)
     with pytest.raises(ValueError, match="conf"):
         _core.flow_match_field(a, a, np.ones((1, 1), np.float64), 4, 4, 4, 4)
+
+
+# ---------------------------------------------------------------------------
+# fill_flow (Fast Global Smoother): properties
+# ---------------------------------------------------------------------------
+
+
+def _guide(rng, h, w, channels=3):
+    g = rng.integers(0, 256, (h, w, channels), dtype=np.uint8)
+    return g[:, :, 0] if channels == 1 else g
+
+
+@pytest.mark.parametrize("smooth", [True, False])
+@pytest.mark.parametrize("density", [1.0, 0.3, 0.01])
+def test_fill_constant_field_exact(smooth, density):
+    rng = np.random.default_rng(1)
+    h, w = 41, 57
+    valid = rng.random((h, w)) < density
+    valid[3, 4] = True
+    vx = np.where(valid, 3.25, np.nan).astype(np.float32)  # invalid values are never read
+    vy = np.where(valid, -7.5, 99).astype(np.float32)
+    for guide in (_guide(rng, h, w), _guide(rng, h, w, 1)):
+        fx, fy = vf.fill_flow(vx, vy, valid, guide, smooth=smooth)
+        assert fx.dtype == np.float32 and fx.shape == (h, w)
+        np.testing.assert_allclose(fx, 3.25, atol=1e-5)
+        np.testing.assert_allclose(fy, -7.5, atol=1e-5)
+
+
+def test_fill_preserves_valid_and_fills_holes_in_range():
+    rng = np.random.default_rng(2)
+    h, w = 48, 64
+    vx = rng.normal(0, 4, (h, w)).astype(np.float32)
+    vy = rng.normal(2, 1, (h, w)).astype(np.float32)
+    valid = rng.random((h, w)) < 0.2
+    valid[10:40, 20:50] = False  # a big hole
+    guide = _guide(rng, h, w)
+    fx, fy = vf.fill_flow(vx, vy, valid, guide, smooth=False)
+    np.testing.assert_array_equal(fx[valid], vx[valid])
+    np.testing.assert_array_equal(fy[valid], vy[valid])
+    for f, v, out in ((vx, vx[valid], fx), (vy, vy[valid], fy)):
+        assert np.isfinite(out).all()
+        assert out.min() >= v.min() - 1e-5 and out.max() <= v.max() + 1e-5
+    sx, sy = vf.fill_flow(vx, vy, valid, guide, smooth=True)
+    assert np.isfinite(sx).all() and np.isfinite(sy).all()
+    assert sx.min() >= vx[valid].min() - 1e-5 and sx.max() <= vx[valid].max() + 1e-5
+    assert np.abs(sx[valid] - vx[valid]).max() > 1e-3  # smoothing changes valid pixels
+
+
+def test_fill_respects_edges():
+    h, w = 40, 60
+    guide = np.zeros((h, w, 3), np.uint8)
+    guide[:, 30:] = 255  # strong vertical edge between x = 29 and 30
+    vx = np.where(np.arange(w)[None, :] < 30, 5.0, -5.0) * np.ones((h, 1))
+    valid = np.ones((h, w), bool)
+    valid[10:30, 15:45] = False  # hole straddling the edge
+    for smooth in (False, True):
+        fx, fy = vf.fill_flow(vx, np.zeros_like(vx), valid, guide, smooth=smooth)
+        np.testing.assert_allclose(fx[:, :30], 5.0, atol=0.05)
+        np.testing.assert_allclose(fx[:, 30:], -5.0, atol=0.05)
+        np.testing.assert_allclose(fy, 0.0, atol=1e-6)
+
+
+def test_fill_unreachable_falls_back_to_nearest():
+    h, w = 30, 200
+    vx = np.zeros((h, w), np.float32)
+    vx[:, :3] = 4.0
+    vx[:, -3:] = -2.0
+    valid = np.zeros((h, w), bool)
+    valid[:, :3] = valid[:, -3:] = True
+    guide = np.zeros((h, w), np.uint8)
+    guide[:, 60::7] = 255  # many strong edges: U(c) underflows in the middle
+    fx, _ = vf.fill_flow(vx, vx, valid, guide, lam=1.0, sigma=1.0, iterations=1)
+    assert np.isfinite(fx).all()
+    np.testing.assert_allclose(fx[:, :50], 4.0, atol=1e-5)
+    np.testing.assert_allclose(fx[:, 160:], -2.0, atol=1e-5)
+    assert set(np.unique(fx[:, 60:150])) <= {4.0, -2.0}
+    # lam = 0: no propagation at all, holes take the nearest valid value
+    fx, _ = vf.fill_flow(vx, vx, valid, guide, lam=0.0)
+    np.testing.assert_array_equal(fx[:, :100], 4.0)
+    np.testing.assert_array_equal(fx[:, 101:], -2.0)
+
+
+def test_fill_no_valid_pixel_gives_zero():
+    fx, fy = vf.fill_flow(np.ones((5, 6)), np.ones((5, 6)), np.zeros((5, 6), bool), np.zeros((5, 6)))
+    np.testing.assert_array_equal(fx, 0)
+    np.testing.assert_array_equal(fy, 0)
+
+
+def test_fill_threads_identical(threads):
+    rng = np.random.default_rng(4)
+    h, w = 67, 150  # several column blocks
+    vx = rng.normal(0, 3, (h, w)).astype(np.float32)
+    vy = rng.normal(0, 3, (h, w)).astype(np.float32)
+    valid = rng.random((h, w)) < 0.1
+    valid[20:60, 50:140] = False
+    guide = _guide(rng, h, w)
+    outs = []
+    for t in (1, 2, 3, 7):
+        threads(t)
+        outs.append(vf.fill_flow(vx, vy, valid, guide, lam=500.0, sigma=5.0, iterations=2, smooth=False))
+    for o in outs[1:]:
+        np.testing.assert_array_equal(o[0], outs[0][0])
+        np.testing.assert_array_equal(o[1], outs[0][1])
+
+
+@pytest.mark.parametrize(
+    "kwargs, msg",
+    [
+        ({"vy": np.zeros((5, 7))}, "same shape"),
+        ({"valid": np.ones((5, 7), bool)}, "valid"),
+        ({"valid": np.ones((6, 7), float)}, "bool or integer"),
+        ({"guide": np.zeros((5, 6, 3))}, "guide"),
+        ({"guide": np.full((6, 7), np.nan)}, "finite"),
+        ({"vx": np.full((6, 7), np.inf)}, "finite"),
+        ({"lam": -1.0}, "lam"),
+        ({"sigma": 0.0}, "sigma"),
+        ({"iterations": 0}, "iterations"),
+        ({"iterations": 2.5}, "iterations"),
+    ],
+)
+def test_fill_bad_input(kwargs, msg):
+    args = {"vx": np.zeros((6, 7)), "vy": np.zeros((6, 7)), "valid": np.ones((6, 7), bool),
+            "guide": np.zeros((6, 7, 3), np.uint8)}
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=msg):
+        vf.fill_flow(**args)
+
+
+# ---------------------------------------------------------------------------
+# dense_flow, warp, transfer_points
+# ---------------------------------------------------------------------------
+
+
+def test_dense_flow_translation():
+    # A's whole image matches B's box shifted by (+4, +2): every fill gives that exact constant flow.
+    rng = np.random.default_rng(5)
+    img_a = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    img_b = np.zeros((40, 50, 3), np.uint8)
+    boxes_a = np.array([[0, 0, 39, 29], [5, 5, 14, 14]], np.int32)
+    boxes_b = np.array([[4, 2, 43, 31], [9, 7, 18, 16]], np.int32)
+    conf = np.array([[1.0, 0], [0, 0.5]], np.float32)
+    for fill in ("fgs", "nearest", lambda vx, vy, valid, guide: (vx, vy)):
+        vx, vy = vf.dense_flow(img_a, img_b, boxes_a, boxes_b, conf, fill=fill)
+        assert vx.dtype == np.float32 and vx.shape == (30, 40)
+        np.testing.assert_allclose(vx, 4, atol=1e-5)
+        np.testing.assert_allclose(vy, 2, atol=1e-5)
+
+
+def test_dense_flow_nearest_and_callable():
+    img_a = np.zeros((10, 12, 3), np.uint8)
+    boxes_a = np.array([[0, 0, 3, 9], [8, 0, 11, 9]], np.int32)
+    boxes_b = boxes_a + np.array([1, 0, 1, 0], np.int32)
+    boxes_b[1] -= np.array([3, 0, 3, 0], np.int32)
+    conf = np.eye(2, dtype=np.float32)
+    vx, vy = vf.dense_flow(img_a, img_a, boxes_a, boxes_b, conf, fill="nearest")
+    np.testing.assert_array_equal(vx[:, :6], 1)
+    np.testing.assert_array_equal(vx[:, 6:], -2)
+    np.testing.assert_array_equal(vy, 0)
+    seen = {}
+
+    def fill(vx, vy, valid, guide):
+        seen["valid"] = valid.sum()
+        return vx, vy
+
+    vf.dense_flow(img_a, img_a, boxes_a, boxes_b, conf, fill=fill)
+    assert seen["valid"] == 80
+    with pytest.raises(ValueError, match="fill"):
+        vf.dense_flow(img_a, img_a, boxes_a, boxes_b, conf, fill="sd")
+    with pytest.raises(ValueError, match="fill callable"):
+        vf.dense_flow(img_a, img_a, boxes_a, boxes_b, conf, fill=lambda *a: (np.zeros(3), np.zeros(3)))
+    with pytest.raises(ValueError, match="img_a"):
+        vf.dense_flow(np.zeros(5), img_a, boxes_a, boxes_b, conf)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64, np.int32])
+def test_warp_identity_and_shift(dtype):
+    rng = np.random.default_rng(6)
+    img = (rng.random((20, 30, 3)) * 200).astype(dtype)
+    zero = np.zeros((20, 30), np.float32)
+    out = vf.warp(img, zero, zero)
+    assert out.dtype == img.dtype
+    np.testing.assert_array_equal(out, img)
+    out = vf.warp(img, zero + 3, zero - 2)
+    ys = np.clip(np.arange(20) - 2, 0, 19)
+    xs = np.clip(np.arange(30) + 3, 0, 29)
+    np.testing.assert_array_equal(out, img[ys][:, xs])
+    grey = img[:, :, 0]
+    np.testing.assert_array_equal(vf.warp(grey, zero + 3, zero - 2), grey[ys][:, xs])
+    many = np.repeat(img, 3, axis=2)  # 9 channels
+    np.testing.assert_array_equal(vf.warp(many, zero + 3, zero - 2), many[ys][:, xs])
+
+
+def test_warp_onto_other_size_and_half_pixel():
+    img_b = np.arange(10, dtype=np.float32)[None, :].repeat(4, axis=0)
+    vx = np.full((2, 3), 0.5, np.float32)
+    out = vf.warp(img_b, vx, np.zeros((2, 3), np.float32))
+    np.testing.assert_allclose(out, [[0.5, 1.5, 2.5]] * 2, atol=1e-3)
+    with pytest.raises(ValueError, match="same shape"):
+        vf.warp(img_b, vx, np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="finite"):
+        vf.warp(img_b, vx * np.nan, vx)
+    with pytest.raises(ValueError, match="img_b"):
+        vf.warp(np.zeros((0, 5)), vx, vx)
+
+
+def test_transfer_points():
+    h, w = 12, 16
+    vx = np.full((h, w), 2.5, np.float32)
+    vy = np.full((h, w), -1.0, np.float32)
+    pts = np.array([[0, 0], [3.3, 7.7], [15, 11], [-4, 30]], float)
+    out = vf.transfer_points(pts, vx, vy)
+    assert out.shape == (4, 2) and out.dtype == np.float64
+    np.testing.assert_array_equal(out, pts + [2.5, -1.0])
+    # bilinear on a ramp: vx = x, vy = 2 y
+    ramp_x = np.arange(w, dtype=np.float32)[None, :].repeat(h, axis=0)
+    ramp_y = 2 * np.arange(h, dtype=np.float32)[:, None].repeat(w, axis=1)
+    out = vf.transfer_points([[3.25, 4.5], [20, -3]], ramp_x, ramp_y)
+    np.testing.assert_allclose(out, [[6.5, 13.5], [20 + 15, -3 + 0]])
+    assert vf.transfer_points(np.zeros((0, 2)), vx, vy).shape == (0, 2)
+    np.testing.assert_allclose(vf.transfer_points([[0.0, 0.0]], np.ones((1, 1)), np.ones((1, 1))), [[1.0, 1.0]])
+    with pytest.raises(ValueError, match="points_xy"):
+        vf.transfer_points(np.zeros((3, 3)), vx, vy)
+    with pytest.raises(ValueError, match="finite"):
+        vf.transfer_points([[np.nan, 0]], vx, vy)
