@@ -14,7 +14,7 @@ import numpy as np
 from ._arrays import as_boxes, check_not_degenerate
 from ._compiled import _core
 
-__all__ = ["METHODS", "match"]
+__all__ = ["METHODS", "match", "match_field", "fill_flow", "dense_flow", "warp", "transfer_points"]
 
 METHODS = ("nam", "phm", "lom")
 
@@ -118,3 +118,392 @@ def match(boxes_a, boxes_b, appearance, method: str = "lom", image_shape=None) -
     if height <= 0 or width <= 0:
         raise ValueError(f"image_shape must be positive; got {(height, width)}")
     return _core.flow_match(a, b, s, method.lower(), height, width)
+
+
+# ---------------------------------------------------------------------------
+# dense flow field from proposal matches, edge-aware fill, warping
+# ---------------------------------------------------------------------------
+
+FILL_LAM = 50.0
+FILL_SIGMA = 15.0
+FILL_ITERATIONS = 3
+
+
+def _as_shape(shape, name: str) -> tuple[int, int]:
+    try:
+        dims = tuple(int(v) for v in shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a pair (H, W) of ints (or an image's .shape); got {shape!r}") from None
+    if len(dims) not in (2, 3):
+        raise ValueError(f"{name} must be a pair (H, W) of ints (or an image's .shape); got {shape!r}")
+    if dims[0] <= 0 or dims[1] <= 0:
+        raise ValueError(f"{name} must be positive; got {dims[:2]}")
+    return dims[0], dims[1]
+
+
+def _as_conf(conf, na: int, nb: int) -> np.ndarray:
+    try:
+        c = np.asarray(conf)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"conf must be an array-like of shape ({na}, {nb}); could not convert it: {exc}") from None
+    if c.dtype.kind not in "biuf":
+        raise ValueError(f"conf must be a numeric array; got dtype {c.dtype}")
+    if c.shape != (na, nb):
+        raise ValueError(f"conf must have shape (len(boxes_a), len(boxes_b)) = ({na}, {nb}); got {c.shape}")
+    c = np.ascontiguousarray(c, dtype=np.float32)
+    if c.size and not np.isfinite(c).all():
+        raise ValueError("conf must be finite; it holds NaN or inf")
+    if c.size and (c < 0).any():
+        raise ValueError("conf must be >= 0; it holds negative values")
+    return c
+
+
+def match_field(boxes_a, boxes_b, conf, shape_a, shape_b):
+    """Sparse flow field A -> B from proposal matches (before the fill).
+
+    Parameters
+    ----------
+    boxes_a : (na, 4) array-like of int
+        Proposals of image A, ``(x1, y1, x2, y2)`` with inclusive pixel
+        corners (x = column, y = row).  Boxes may extend beyond image A (they
+        are clipped; one fully outside assigns nothing).
+    boxes_b : (nb, 4) array-like of int
+        Proposals of image B, same convention; they may extend beyond B.
+    conf : (na, nb) array-like of float
+        Matching confidence ``>= 0``, finite (e.g. from :func:`match`);
+        converted to float32.
+    shape_a, shape_b : (int, int)
+        ``(H, W)`` of images A and B in pixels (an image's ``.shape`` works too).
+
+    Returns
+    -------
+    vx, vy : (Ha, Wa) ndarray of float32
+        Integer-valued displacement: pixel ``(x, y)`` of A maps to pixel
+        ``(x + vx, y + vy)`` of B, which always lies inside B.
+    valid : (Ha, Wa) ndarray of bool
+        Pixels holding a match that survived the one-to-one filter.
+    score : (Ha, Wa) ndarray of float32
+        Confidence of the proposal match that assigned the pixel (0 where
+        never assigned).
+
+    Raises
+    ------
+    ValueError
+        Bad boxes (shape, non-integer, degenerate), ``conf`` of the wrong
+        shape or holding NaN, inf or negative values, non-positive shapes.
+
+    Notes
+    -----
+    1. Each proposal ``a`` is matched to ``best(a) = argmax conf[a]`` (first
+       maximum) with score ``conf[a, best(a)]``; proposals with score 0 are
+       skipped.  Proposals are visited by score, descending (ties: smaller
+       index first).
+    2. Each visited proposal assigns the pixels of its box (clipped to A) not
+       yet assigned, mapping box A onto box B corners to corners, per axis:
+       ``x' = xb1 + (x - xa1) * (xb2 - xb1) / (xa2 - xa1)`` (or the centre
+       ``(xb1 + xb2) / 2`` when ``xa1 == xa2``), rounded half up
+       (``floor(x' + 0.5)``) and clamped to ``[0, Wb - 1]``; same for y.
+    3. One-to-one filter: when several valid pixels land on the same pixel
+       of B only the highest score stays valid (ties: the smallest raster
+       index ``y * Wa + x``); the others keep their ``vx, vy, score`` but
+       become invalid.
+    4. Pixels never assigned: ``valid = False``, ``vx = vy = score = 0``.
+
+    Parallel over image rows, results independent of the thread count
+    (about 1 ms for 500 boxes on 300 x 400 pixels).
+
+    See Also
+    --------
+    vsum.reference.dense.match_field : NumPy reference.
+    fill_flow, dense_flow
+    """
+    a = as_boxes(boxes_a, "boxes_a")
+    b = as_boxes(boxes_b, "boxes_b")
+    check_not_degenerate(a, "boxes_a")
+    check_not_degenerate(b, "boxes_b")
+    c = _as_conf(conf, len(a), len(b))
+    ha, wa = _as_shape(shape_a, "shape_a")
+    hb, wb = _as_shape(shape_b, "shape_b")
+    return _core.flow_match_field(a, b, c, ha, wa, hb, wb)
+
+
+def _as_guide(guide, shape: tuple[int, int]) -> tuple[np.ndarray, int]:
+    g = np.asarray(guide)
+    if g.dtype.kind not in "biuf":
+        raise ValueError(f"guide must be a numeric image; got dtype {g.dtype}")
+    if g.ndim == 2:
+        g = g[:, :, None]
+    if g.ndim != 3 or g.shape[:2] != shape or g.shape[2] < 1:
+        raise ValueError(f"guide must have shape {shape} or {shape + (3,)} (image A); got {np.shape(guide)}")
+    g = np.ascontiguousarray(g, dtype=np.float32)
+    if not np.isfinite(g).all():
+        raise ValueError("guide must be finite")
+    return g.reshape(shape[0], -1), g.shape[2]
+
+
+def _as_field(vx, vy, valid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    x = np.asarray(vx)
+    y = np.asarray(vy)
+    if x.ndim != 2 or x.shape != y.shape:
+        raise ValueError(f"vx and vy must be 2-D arrays of the same shape (H, W); got {x.shape} and {y.shape}")
+    for arr, nm in ((x, "vx"), (y, "vy")):
+        if arr.dtype.kind not in "biuf":
+            raise ValueError(f"{nm} must be a numeric array; got dtype {arr.dtype}")
+    from ._arrays import as_mask
+
+    m = as_mask(valid, "valid")
+    if m.shape != x.shape:
+        raise ValueError(f"valid must have the shape of vx {x.shape}; got {m.shape}")
+    m = (m != 0).view(np.uint8)
+    return np.ascontiguousarray(x, np.float32), np.ascontiguousarray(y, np.float32), np.ascontiguousarray(m)
+
+
+def fill_flow(vx, vy, valid, guide, *, lam: float = FILL_LAM, sigma: float = FILL_SIGMA,
+              iterations: int = FILL_ITERATIONS, smooth: bool = True):
+    """Edge-aware fill (and smoothing) of a sparse flow field, guided by image A.
+
+    Fast Global Smoother (Min et al., "Fast global image smoothing based on
+    weighted least squares", IEEE TIP 2014) in normalised-convolution form.
+
+    Parameters
+    ----------
+    vx, vy : (H, W) array-like of float
+        Flow components (pixels); only the values at valid pixels are read
+        (they must be finite there).
+    valid : (H, W) array-like of bool
+        Pixels holding data (e.g. from :func:`match_field`).
+    guide : (H, W, 3) or (H, W) array-like
+        Image A, RGB or grey, on the 0-255 scale.
+    lam : float, default 50
+        Smoothness ``lambda >= 0``; larger fills holes further and smooths
+        more (0: no propagation, holes take the nearest valid value).
+    sigma : float, default 15
+        Range scale of the guide edges, in guide units (0-255): neighbours
+        ``p, q`` are linked with weight ``exp(-||g_p - g_q|| / sigma)``,
+        ``||.||`` the Euclidean norm over the channels.
+    iterations : int, default 3
+        FGS iterations ``T`` in ``[1, 100]``.
+    smooth : bool, default True
+        True: every pixel takes the filtered value (fill + smoothing).
+        False: valid pixels keep their input values exactly; only the
+        invalid ones are filled.
+
+    Returns
+    -------
+    vx, vy : (H, W) ndarray of float32
+        Filled flow, finite everywhere.
+
+    Raises
+    ------
+    ValueError
+        Mismatched shapes, a float ``valid`` mask, non-finite values at valid
+        pixels or in the guide, ``lam < 0``, ``sigma <= 0`` or ``iterations``
+        out of range.
+
+    Notes
+    -----
+    With data ``d = valid * f`` and weights ``c = valid``, the result is
+    ``U(d) / U(c)``, where ``U`` applies ``T`` rounds of 1D weighted least
+    squares solves ``(I + lambda_t L) u = u``, first along every row, then
+    along every column (tridiagonal, Thomas algorithm), with
+    ``lambda_t = 1.5 * lam * 4^(T - t) / (4^T - 1)``, ``t = 1..T``, and ``L``
+    the 1D Laplacian with the guide weights above.  ``U`` has non-negative
+    coefficients, so every output is a weighted mean of valid inputs (exact
+    on constant fields, within their range).  Where ``U(c) < 1e-12`` (no
+    valid pixel reachable) the value of the nearest valid pixel (Euclidean)
+    is used, and 0 everywhere when no pixel is valid.  Cost O(T * H * W),
+    parallel over rows and column blocks, results independent of the
+    thread count.
+    """
+    x, y, m = _as_field(vx, vy, valid)
+    g, channels = _as_guide(guide, x.shape)
+    try:
+        lam, sigma = float(lam), float(sigma)
+    except (TypeError, ValueError):
+        raise ValueError(f"lam and sigma must be numbers; got {lam!r}, {sigma!r}") from None
+    if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)):
+        raise ValueError(f"iterations must be an int; got {iterations!r}")
+    return _core.flow_fill(x, y, m, g, channels, lam, sigma, int(iterations), bool(smooth))
+
+
+def _fill_nearest(vx, vy, valid, guide=None):
+    """Invalid pixels take the value of the nearest valid pixel (Euclidean); zeros without any."""
+    from scipy import ndimage
+
+    valid = np.asarray(valid, bool)
+    vx = np.asarray(vx, np.float32)
+    vy = np.asarray(vy, np.float32)
+    if not valid.any():
+        return np.zeros_like(vx), np.zeros_like(vy)
+    if valid.all():
+        return vx.copy(), vy.copy()
+    iy, ix = ndimage.distance_transform_edt(~valid, return_distances=False, return_indices=True)
+    return vx[iy, ix], vy[iy, ix]
+
+
+def dense_flow(img_a, img_b, boxes_a, boxes_b, conf, *, fill="fgs", lam: float = FILL_LAM,
+               sigma: float = FILL_SIGMA, iterations: int = FILL_ITERATIONS, smooth: bool = True):
+    """Dense flow field A -> B from proposal matches.
+
+    :func:`match_field` followed by a fill of the invalid pixels guided by
+    image A.
+
+    Parameters
+    ----------
+    img_a : (Ha, Wa, 3) or (Ha, Wa) array-like
+        Image A (0-255 scale, e.g. uint8 RGB); guides the fill.
+    img_b : (Hb, Wb[, C]) array-like
+        Image B; only its shape is used.
+    boxes_a, boxes_b, conf
+        Proposals and their matching confidence, see :func:`match_field`.
+    fill : {"fgs", "nearest"} or callable, default "fgs"
+        ``"fgs"``: :func:`fill_flow` with ``lam, sigma, iterations, smooth``.
+        ``"nearest"``: invalid pixels take the value of the nearest valid
+        pixel (Euclidean), no smoothing.  A callable is called as
+        ``fill(vx, vy, valid, img_a) -> (vx, vy)``.
+    lam, sigma, iterations, smooth
+        Parameters of :func:`fill_flow` (only for ``fill="fgs"``).
+
+    Returns
+    -------
+    vx, vy : (Ha, Wa) ndarray of float32
+        Pixel ``(x, y)`` of A corresponds to ``(x + vx, y + vy)`` in B
+        (pixel coordinates, origin at the centre of the top-left pixel).
+
+    Raises
+    ------
+    ValueError
+        Bad input of :func:`match_field` or :func:`fill_flow`, an image of
+        the wrong rank, an unknown ``fill``, or a callable returning arrays
+        of the wrong shape.
+    """
+    a_img = np.asarray(img_a)
+    b_shape = np.shape(img_b)
+    if a_img.ndim not in (2, 3):
+        raise ValueError(f"img_a must be an (H, W, 3) or (H, W) image; got shape {a_img.shape}")
+    if len(b_shape) not in (2, 3):
+        raise ValueError(f"img_b must be an (H, W[, C]) image; got shape {b_shape}")
+    vx, vy, valid, _ = match_field(boxes_a, boxes_b, conf, a_img.shape[:2], b_shape[:2])
+    if callable(fill):
+        out = fill(vx, vy, valid, a_img)
+        try:
+            fx, fy = (np.asarray(v, np.float32) for v in out)
+        except (TypeError, ValueError):
+            raise ValueError("a fill callable must return a pair (vx, vy) of arrays") from None
+        if fx.shape != vx.shape or fy.shape != vx.shape:
+            raise ValueError(f"a fill callable must return two arrays of shape {vx.shape}; got {fx.shape}, {fy.shape}")
+        return fx, fy
+    if fill == "fgs":
+        return fill_flow(vx, vy, valid, a_img, lam=lam, sigma=sigma, iterations=iterations, smooth=smooth)
+    if fill == "nearest":
+        return _fill_nearest(vx, vy, valid)
+    raise ValueError(f"fill must be 'fgs', 'nearest' or a callable; got {fill!r}")
+
+
+def _as_flow(vx, vy) -> tuple[np.ndarray, np.ndarray]:
+    x = np.asarray(vx, dtype=np.float32)
+    y = np.asarray(vy, dtype=np.float32)
+    if x.ndim != 2 or x.shape != y.shape or x.size == 0:
+        raise ValueError(f"vx and vy must be non-empty 2-D arrays of the same shape (H, W); got {x.shape}, {y.shape}")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError("vx and vy must be finite")
+    return x, y
+
+
+def warp(img_b, vx, vy) -> np.ndarray:
+    """Resample image B onto A's grid through the flow A -> B.
+
+    Parameters
+    ----------
+    img_b : (Hb, Wb) or (Hb, Wb, C) array-like
+        Image B, any of uint8, uint16, int16, float32, float64 (other
+        numeric dtypes are resampled in float64 and cast back).
+    vx, vy : (Ha, Wa) array-like of float
+        Flow A -> B in pixels (e.g. from :func:`dense_flow`), finite.
+
+    Returns
+    -------
+    warped : (Ha, Wa) or (Ha, Wa, C) ndarray, dtype of ``img_b``
+        ``warped[y, x] = B(x + vx[y, x], y + vy[y, x])``, bilinear
+        (``cv2.remap``, ``INTER_LINEAR``, ``BORDER_REPLICATE``: positions
+        outside B read its nearest edge pixel).  Integer flows reproduce
+        B's pixels exactly.
+
+    Raises
+    ------
+    ValueError
+        Mismatched or non-finite flow, an empty image or one of the wrong rank.
+    """
+    import cv2
+
+    b = np.asarray(img_b)
+    if b.ndim not in (2, 3) or b.shape[0] == 0 or b.shape[1] == 0:
+        raise ValueError(f"img_b must be a non-empty (H, W) or (H, W, C) image; got shape {b.shape}")
+    if b.dtype.kind not in "biuf":
+        raise ValueError(f"img_b must be a numeric image; got dtype {b.dtype}")
+    x, y = _as_flow(vx, vy)
+    h, w = x.shape
+    map_x = np.arange(w, dtype=np.float32)[None, :] + x
+    map_y = np.arange(h, dtype=np.float32)[:, None] + y
+    native = b.dtype in (np.uint8, np.uint16, np.int16, np.float32, np.float64)
+    src = b if native else b.astype(np.float64)
+    planes = [src] if src.ndim == 2 or src.shape[2] <= 4 else [src[:, :, k] for k in range(src.shape[2])]
+    out = [cv2.remap(np.ascontiguousarray(p), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+           for p in planes]
+    res = out[0] if len(out) == 1 else np.stack(out, axis=2)
+    if b.ndim == 3 and res.ndim == 2:  # cv2 drops a trailing axis of length 1
+        res = res[:, :, None]
+    if not native:
+        res = np.rint(res) if b.dtype.kind in "biu" else res
+        res = res.astype(b.dtype)
+    return res
+
+
+def transfer_points(points_xy, vx, vy) -> np.ndarray:
+    """Move points of image A through the flow A -> B.
+
+    Parameters
+    ----------
+    points_xy : (k, 2) array-like of float
+        ``(x, y)`` pixel coordinates in A, origin at the centre of the
+        top-left pixel (sub-pixel positions allowed), finite.
+    vx, vy : (H, W) array-like of float
+        Flow A -> B (e.g. from :func:`dense_flow`).
+
+    Returns
+    -------
+    points : (k, 2) ndarray of float64
+        ``p + flow(q)``, where ``q`` is ``p`` clamped to ``[0, W - 1] x
+        [0, H - 1]`` and the flow is sampled bilinearly at ``q``.
+        The result is not clamped to B.
+
+    Raises
+    ------
+    ValueError
+        Points not of shape (k, 2) or not finite; a bad flow.
+    """
+    p = np.asarray(points_xy, dtype=np.float64)
+    if p.ndim == 1 and p.size == 0:
+        p = p.reshape(0, 2)
+    if p.ndim != 2 or p.shape[1] != 2:
+        raise ValueError(f"points_xy must have shape (k, 2); got {p.shape}")
+    if not np.isfinite(p).all():
+        raise ValueError("points_xy must be finite")
+    x, y = _as_flow(vx, vy)
+    h, w = x.shape
+    qx = np.clip(p[:, 0], 0.0, w - 1.0)
+    qy = np.clip(p[:, 1], 0.0, h - 1.0)
+    x0 = np.minimum(np.floor(qx).astype(np.int64), max(w - 2, 0))
+    y0 = np.minimum(np.floor(qy).astype(np.int64), max(h - 2, 0))
+    x1 = np.minimum(x0 + 1, w - 1)
+    y1 = np.minimum(y0 + 1, h - 1)
+    fx = qx - x0
+    fy = qy - y0
+
+    def sample(f):
+        f = f.astype(np.float64)
+        top = f[y0, x0] * (1 - fx) + f[y0, x1] * fx
+        bottom = f[y1, x0] * (1 - fx) + f[y1, x1] * fx
+        return top * (1 - fy) + bottom * fy
+
+    return np.stack([p[:, 0] + sample(x), p[:, 1] + sample(y)], axis=1)
