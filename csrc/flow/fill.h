@@ -23,8 +23,8 @@ constexpr double kFillMinWeight = 1e-12;
 constexpr int kFillMaxIterations = 100;
 
 struct FillParams {
-  double lam = 50.0;     // smoothness lambda (>= 0)
-  double sigma = 15.0;   // guide range scale, guide units (> 0)
+  double lam = 1000.0;   // smoothness lambda (>= 0)
+  double sigma = 40.0;   // guide range scale, guide units (> 0)
   int iterations = 3;    // T (1 .. kFillMaxIterations)
   bool smooth = true;    // false: valid pixels keep their input values
 };
