@@ -1,6 +1,6 @@
 """The ``vsum`` command.
 
-Sub-commands: ``models``, ``classify``, ``masks``. Every user error ends with
+Sub-commands: ``models``, ``classify``, ``masks``, ``eval-flow``. Every user error ends with
 one ``vsum: error: ...`` line and exit status 2, never a traceback.
 """
 
@@ -120,6 +120,31 @@ def _masks_paragraph(run, result, classifier, target, out) -> str:
     return text + f" Outputs in {out}/ (masks/, metrics.csv, result.json)."
 
 
+def cmd_eval_flow(args) -> int:
+    from .evaluate import FlowEvalConfig, evaluate_flow, format_table
+    from .io import atomic_write_json
+
+    methods = [m for value in args.method for m in value.split(",") if m] or ["lom"]
+    if "all" in methods:
+        methods = ["nam", "phm", "lom"]
+    config = FlowEvalConfig(methods=tuple(methods), num_proposals=args.proposals, seed=args.seed, fill=args.fill,
+                            max_side=args.max_side)
+    if args.threads:
+        from .boxes import set_num_threads
+
+        set_num_threads(args.threads)
+    result = evaluate_flow(args.dataset, config, progress=not args.quiet)
+    if args.out:
+        atomic_write_json(args.out, result)
+    print(format_table(result))
+    pairs = sum(c["pairs"] for c in result["classes"])
+    means = ", ".join(f"{m.upper()} {r['0.1']:.3f}" for m, r in result["mean"].items() if "0.1" in r)
+    print(f"{len(result['classes'])} classes, {pairs} ordered pairs, {result['seconds']['total']:.0f} s "
+          f"(stages 2-3 {result['seconds']['prepare']:.0f} s)." + (f" Mean PCK@0.1: {means}." if means else "")
+          + (f" Results in {args.out}." if args.out else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vsum", description="Visual summaries of what an image classifier relies on.")
     parser.add_argument("--version", action="version", version=f"vsum {__version__}")
@@ -151,6 +176,24 @@ def build_parser() -> argparse.ArgumentParser:
     masks.add_argument("--sharp-iters", type=int, default=None, help="sharp-pass iterations (default 150)")
     masks.add_argument("--out", "-o", required=True, help="output folder")
     masks.set_defaults(func=cmd_masks)
+
+    evalflow = sub.add_parser("eval-flow", help="keypoint PCK of the dense flow (PF-WILLOW style benchmark)",
+                              description="For every ordered pair of images within each class, transfer A's "
+                              "keypoints to B through the dense flow and report PCK at alpha 0.05/0.1/0.2 "
+                              "(per class, then the mean over classes). DATASET holds one folder per class with "
+                              "images and keypoints.json ({file name: [[x, y] or null, ...]}).")
+    evalflow.add_argument("dataset", help="keypoint dataset folder (one sub-folder per class)")
+    evalflow.add_argument("--method", action="append", default=[], metavar="{nam,phm,lom,all}",
+                          help="matcher(s) to evaluate; repeat or comma-separate (default: lom)")
+    evalflow.add_argument("--fill", choices=["fgs", "nearest", "sd"], default="fgs",
+                          help="hole filling of the dense flow (default: fgs, the edge-aware fast global smoother)")
+    evalflow.add_argument("--proposals", type=int, default=500, help="selective-search proposals per image (default 500)")
+    evalflow.add_argument("--seed", type=int, default=0, help="selective-search ranking seed")
+    evalflow.add_argument("--max-side", type=int, default=None, help="downscale images whose longer side exceeds this")
+    evalflow.add_argument("--threads", type=int, default=None, help="threads of the compiled core")
+    evalflow.add_argument("--out", "-o", default=None, help="write the full result as JSON here")
+    evalflow.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    evalflow.set_defaults(func=cmd_eval_flow)
     return parser
 
 
