@@ -13,6 +13,7 @@
 #endif
 
 #include "common/parallel.h"
+#include "flow/simd.h"
 #include "flow/vec4.h"
 
 namespace vsum {
@@ -116,29 +117,19 @@ struct LomShared {
 // Per-thread buffers.  Neighbours of one row: indices, then their offsets and
 // best scores gathered into arrays zero padded to a multiple of 8.
 struct LomScratch {
-  std::vector<uint8_t> is_nbr, nonzero;
   std::vector<int32_t> nbr, cols;
   std::vector<double> px, py, ps, pb;
   LomScratch(int64_t na, int64_t nb)
-      : is_nbr(static_cast<size_t>(na)), nonzero(static_cast<size_t>(nb)), nbr(static_cast<size_t>(na)),
-        cols(static_cast<size_t>(nb + 3)),
+      : nbr(static_cast<size_t>(na + 4)), cols(static_cast<size_t>(nb + 4)),
         px(static_cast<size_t>(na + 8)), py(px.size()), ps(px.size()), pb(px.size()) {}
 };
 
 // Gathers the proposals of A sharing a pixel with proposal i (i included);
 // returns their count.
 int64_t gather_neighbours(const LomShared& S, int64_t i, int64_t na, LomScratch& t) {
-  const int32_t X1 = S.x1[i], Y1 = S.y1[i], X2 = S.x2[i], Y2 = S.y2[i];
-  const int32_t *x1 = S.x1.data(), *y1 = S.y1.data(), *x2 = S.x2.data(), *y2 = S.y2.data();
-  uint8_t* is_nbr = t.is_nbr.data();
-  for (int64_t k = 0; k < na; ++k)
-    is_nbr[k] = static_cast<uint8_t>((x1[k] <= X2) & (x2[k] >= X1) & (y1[k] <= Y2) & (y2[k] >= Y1));
+  const int32_t box[4] = {S.x1[i], S.y1[i], S.x2[i], S.y2[i]};
   int32_t* nbr = t.nbr.data();
-  int64_t n = 0;
-  for (int64_t k = 0; k < na; ++k) {  // branch-free compaction
-    nbr[n] = static_cast<int32_t>(k);
-    n += is_nbr[k];
-  }
+  const int64_t n = simd::overlapping(S.x1.data(), S.y1.data(), S.x2.data(), S.y2.data(), na, box, nbr);
   for (int64_t q = 0; q < n; ++q) {
     const auto k = static_cast<size_t>(nbr[q]);
     t.px[q] = S.offx[k], t.py[q] = S.offy[k], t.ps[q] = S.offs[k], t.pb[q] = S.score[k];
@@ -160,19 +151,8 @@ double lane_sum(const double* p, int64_t n) {
 // zero and are skipped.
 void confidence_row(const Geometry& A, const Geometry& B, int64_t i, const double m[3], double r, float* c,
                     LomScratch& t) {
-  const auto nb = static_cast<int64_t>(B.xc.size());
-  uint8_t* nonzero = t.nonzero.data();
-  for (int64_t j = 0; j < nb; ++j) {
-    uint32_t u;
-    std::memcpy(&u, c + j, sizeof u);
-    nonzero[j] = (u & 0x7fffffffu) != 0;  // c >= 0: nonzero bits but the sign
-  }
   int32_t* cols = t.cols.data();
-  int64_t n = 0;
-  for (int64_t j = 0; j < nb; ++j) {  // branch-free compaction
-    cols[n] = static_cast<int32_t>(j);
-    n += nonzero[j];
-  }
+  const int64_t n = simd::nonzero(c, static_cast<int64_t>(B.xc.size()), cols);
   if (n == 0) return;
   for (int64_t q = n; q % 4; ++q) cols[q] = cols[n - 1];  // the last column is computed again
   const double cxy[2] = {A.xc[i] + m[0], A.yc[i] + m[1]};
