@@ -3,6 +3,8 @@
 // row's nonzero gated scores.
 #include "flow/lom.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -183,14 +185,21 @@ void lom(const BoxesView& boxes_a, const Geometry& A, const Geometry& B, const i
     S.offs[k] = B.area[b] / A.area[k];
     S.total += S.score[k];
   }
-  parallel_for_range(na, 1, [&](int64_t begin, int64_t end) {
+  // Rows are handed out in small blocks from a shared counter, so a thread the
+  // OS holds back (a busy machine) leaves its share to the others.  A row's
+  // result does not depend on which thread computes it.
+  constexpr int64_t kRowsPerGrab = 4;
+  std::atomic<int64_t> next{0};
+  parallel_for_range(na, kRowsPerGrab, [&](int64_t, int64_t) {
     LomScratch t(na, nb);
-    for (int64_t i = begin; i < end; ++i) {
-      const int64_t n_nbr = gather_neighbours(S, i, na, t);
-      double m[3];
-      weiszfeld(t.px.data(), t.py.data(), t.ps.data(), n_nbr, m);
-      const double r = S.total > 0.0 ? lane_sum(t.pb.data(), n_nbr) / S.total : 0.0;
-      confidence_row(A, B, i, m, r, conf + i * nb, t);
+    for (int64_t begin; (begin = next.fetch_add(kRowsPerGrab)) < na;) {
+      for (int64_t i = begin; i < std::min(begin + kRowsPerGrab, na); ++i) {
+        const int64_t n_nbr = gather_neighbours(S, i, na, t);
+        double m[3];
+        weiszfeld(t.px.data(), t.py.data(), t.ps.data(), n_nbr, m);
+        const double r = S.total > 0.0 ? lane_sum(t.pb.data(), n_nbr) / S.total : 0.0;
+        confidence_row(A, B, i, m, r, conf + i * nb, t);
+      }
     }
   });
 }
