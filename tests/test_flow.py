@@ -142,3 +142,45 @@ def test_parity_real_descriptors(data_dir):
     for m in METHODS:
         assert_parity(vf.match(boxes[0], boxes[1], s, m, image_shape=shape),
                       ref.match(boxes[0], boxes[1], s, m, image_shape=shape))
+
+
+@pytest.mark.parametrize("n_a, n_b, size, max_side", [(150, 37, 96, 90), (90, 61, 400, 40), (1, 1, 16, 8), (9, 3, 64, 60)])
+def test_lom_parity_neighbourhood_sizes(n_a, n_b, size, max_side):
+    # Heavy overlap (every box a neighbour of almost every other) down to a few neighbours per box: the vector
+    # kernels' full blocks and padded tails of 1..8 points and odd column counts.
+    rng = np.random.default_rng(n_a + n_b)
+    a, b = random_boxes(rng, n_a, size, max_side), random_boxes(rng, n_b, size, max_side)
+    s = rng.random((n_a, n_b)).astype(np.float32)
+    s[rng.random(s.shape) < 0.3] = 0  # zeros are skipped by the kernel
+    assert_parity(vf.match(a, b, s, "lom"), ref.match(a, b, s, "lom"))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_parity_large_boxes(method):
+    # Sides above 4096 px take the int64 aspect gate; offsets of 10^5 px make the LOM factor underflow to 0.
+    rng = np.random.default_rng(5)
+    a = random_boxes(rng, 30, size=300_000, max_side=20_000)
+    b = random_boxes(rng, 25, size=300_000, max_side=20_000)
+    s = rng.random((30, 25)).astype(np.float32) * 50
+    shape = (300_000, 300_000)
+    got = vf.match(a, b, s, method, image_shape=shape)
+    assert np.isfinite(got).all()
+    assert_parity(got, ref.match(a, b, s, method, image_shape=shape))
+
+
+def test_core_reports_first_bad_value_any_threads():
+    from vsum import _core
+
+    rng = np.random.default_rng(0)
+    a, b = random_boxes(rng, 64), random_boxes(rng, 5)
+    s = np.ones((64, 5), np.float32)
+    s[7, 3], s[50, 0] = np.nan, -1.0
+    old = vsum.boxes.get_num_threads()
+    try:
+        for t in (1, 2, 4):
+            vsum.boxes.set_num_threads(t)
+            for m in METHODS:
+                with pytest.raises(ValueError, match=r"finite and >= 0; got nan at \(7, 3\)"):
+                    _core.flow_match(a, b, s, m, 128, 128)
+    finally:
+        vsum.boxes.set_num_threads(old)

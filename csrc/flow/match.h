@@ -16,7 +16,12 @@
 // zero padding); conf = gated appearance * smoothed histogram at the bin.
 //
 // LOM: see ALGORITHM.md stage 4; the order-independent version (reads only
-// the gated appearance).  Every kernel runs parallel over rows of A and gives
+// the gated appearance), implemented in lom_cpu.cpp: one fused pass
+// validates, gates and finds each row's best match, then per row of A the
+// overlapping proposals' offsets are gathered, their geometric median found
+// (double vectors; AVX2 when the CPU has it, same bits as the SSE2 baseline)
+// and the row's nonzero scores rescaled in place (vectorised double exp,
+// ~1e-15 relative).  Every kernel runs parallel over rows of A and gives
 // identical results for every thread count.
 #pragma once
 

@@ -4,44 +4,73 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <utility>
 #include <vector>
 
 #include "boxes/boxes.h"
 #include "common/errors.h"
 #include "common/parallel.h"
+#include "flow/geometry.h"
+#include "flow/lom.h"
+#include "flow/simd.h"
 
 namespace vsum {
 namespace flow {
 namespace {
 
-struct Geometry {
-  std::vector<int64_t> w, h;
-  std::vector<double> xc, yc, area;
-  explicit Geometry(const BoxesView& b) {
-    const auto n = static_cast<size_t>(b.rows);
-    w.resize(n), h.resize(n), xc.resize(n), yc.resize(n), area.resize(n);
-    for (size_t i = 0; i < n; ++i) {
-      const int32_t* r = b.row(static_cast<int64_t>(i));
-      w[i] = int64_t{r[2]} - r[0] + 1;
-      h[i] = int64_t{r[3]} - r[1] + 1;
-      xc[i] = (static_cast<double>(r[0]) + static_cast<double>(r[2])) * 0.5;
-      yc[i] = (static_cast<double>(r[1]) + static_cast<double>(r[3])) * 0.5;
-      area[i] = static_cast<double>(w[i]) * static_cast<double>(h[i]);
-    }
-  }
-};
+// Throws unless every value of row i of the appearance is finite and >= 0.
+void check_appearance_row(const MatrixView& app, int64_t i) {
+  const float* s = app.row(i);
+  if (simd::all_finite_nonnegative(s, app.cols)) return;
+  for (int64_t j = 0; j < app.cols; ++j)
+    VSUM_CHECK(std::isfinite(s[j]) && s[j] >= 0.0f, "appearance must be finite and >= 0; got ", s[j], " at (", i,
+               ", ", j, ")");
+}
 
-// Gated appearance into out.
-void gate(const Geometry& A, const Geometry& B, const MatrixView& app, float* out) {
+// Row i of the gated appearance into o: a pair is zeroed when
+// max(wa*hb, wb*ha) >= 2 * min(wa*hb, wb*ha).
+void gate_row(const Geometry& A, const Geometry& B, const float* s, int64_t i, int64_t nb, bool small, float* o) {
+  if (small) {
+    simd::aspect_gate(A.wf[i], A.hf[i], B.wf.data(), B.hf.data(), s, nb, o);
+    return;
+  }
+  for (int64_t j = 0; j < nb; ++j) {
+    const int64_t p = A.w[i] * B.h[j], q = B.w[j] * A.h[i];
+    const int64_t hi = std::max(p, q), lo = std::min(p, q);
+    o[j] = (hi - lo >= lo) ? 0.0f : s[j];
+  }
+}
+
+// First index of the largest value of c[0, n), n >= 1.
+int64_t first_argmax(const float* c, int64_t n) {
+  float m = c[0];
+  int64_t j = 0;
+  if (n >= 4) {
+    simd::F4 acc = simd::load(c);
+    for (j = 4; j + 4 <= n; j += 4) acc = simd::max(acc, simd::load(c + j));
+    m = simd::hmax(acc);
+  }
+  for (; j < n; ++j) m = c[j] > m ? c[j] : m;
+  j = 0;
+  while (c[j] != m) ++j;
+  return j;
+}
+
+// Validates the appearance and writes the gated appearance into out, in one
+// pass over the rows; with best != nullptr also each gated row's first arg max
+// and its value.  The first bad value in row-major order is the one reported.
+void gate(const Geometry& A, const Geometry& B, const MatrixView& app, float* out, int64_t* best = nullptr,
+          double* best_score = nullptr) {
   const int64_t nb = app.cols;
+  const bool small = A.max_side <= kFloatGateMaxSide && B.max_side <= kFloatGateMaxSide;
   parallel_for(app.rows, [&](int64_t i) {
-    const float* s = app.row(i);
+    check_appearance_row(app, i);
     float* o = out + i * nb;
-    for (int64_t j = 0; j < nb; ++j) {
-      const int64_t p = A.w[i] * B.h[j], q = B.w[j] * A.h[i];
-      const int64_t hi = std::max(p, q), lo = std::min(p, q);
-      o[j] = (hi - lo >= lo) ? 0.0f : s[j];
+    gate_row(A, B, app.row(i), i, nb, small, o);
+    if (best != nullptr) {
+      best[i] = first_argmax(o, nb);
+      best_score[i] = static_cast<double>(o[best[i]]);
     }
   }, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, nb)));
 }
@@ -109,58 +138,6 @@ void phm(const Geometry& A, const Geometry& B, int64_t na, int64_t nb, int64_t h
   });
 }
 
-void lom(const BoxesView& boxes_a, const Geometry& A, const Geometry& B, int64_t na, int64_t nb, float* conf) {
-  std::vector<int64_t> best(static_cast<size_t>(na));
-  std::vector<double> best_score(static_cast<size_t>(na));
-  for (int64_t i = 0; i < na; ++i) {  // first arg max of each gated row, once
-    const float* c = conf + i * nb;
-    int64_t k = 0;
-    for (int64_t j = 1; j < nb; ++j)
-      if (c[j] > c[k]) k = j;
-    best[static_cast<size_t>(i)] = k;
-    best_score[static_cast<size_t>(i)] = static_cast<double>(c[k]);
-  }
-  double total = 0.0;
-  for (double s : best_score) total += s;
-
-  std::vector<float> out(static_cast<size_t>(na * nb));
-  parallel_for(na, [&](int64_t i) {
-    const int32_t* ra = boxes_a.row(i);
-    std::vector<double> px, py, ps;
-    double nsum = 0.0;
-    for (int64_t k = 0; k < na; ++k) {
-      const int32_t* rk = boxes_a.row(k);
-      if (std::max(ra[0], rk[0]) > std::min(ra[2], rk[2]) || std::max(ra[1], rk[1]) > std::min(ra[3], rk[3]))
-        continue;  // no shared pixel: IoU == 0
-      const int64_t b = best[static_cast<size_t>(k)];
-      px.push_back(B.xc[b] - A.xc[k]);
-      py.push_back(B.yc[b] - A.yc[k]);
-      ps.push_back(B.area[b] / A.area[k]);
-      nsum += best_score[static_cast<size_t>(k)];
-    }
-    double mx = 1.0, my = 1.0, ms = 1.0;
-    for (int it = 0; it < kLomIterations; ++it) {
-      double sw = 0.0, sx = 0.0, sy = 0.0, ss = 0.0;
-      for (size_t k = 0; k < px.size(); ++k) {
-        const double d = std::abs(px[k] - mx) + std::abs(py[k] - my) + std::abs(ps[k] - ms) + kLomEps;
-        const double wgt = 1.0 / d;
-        sw += wgt, sx += wgt * px[k], sy += wgt * py[k], ss += wgt * ps[k];
-      }
-      mx = sx / sw, my = sy / sw, ms = ss / sw;
-    }
-    const double r = total > 0.0 ? nsum / total : 0.0;
-    const float* c = conf + i * nb;
-    float* o = out.data() + i * nb;
-    for (int64_t j = 0; j < nb; ++j) {
-      const double ex = B.xc[j] - A.xc[i] - mx, ey = B.yc[j] - A.yc[i] - my;
-      const double es = B.area[j] / A.area[i] - ms;
-      o[j] = static_cast<float>(static_cast<double>(c[j]) *
-                                std::exp(-kLomXY * std::sqrt(ex * ex + ey * ey) - kLomScale * std::abs(es)) * r);
-    }
-  });
-  std::copy(out.begin(), out.end(), conf);
-}
-
 }  // namespace
 
 void match(const BoxesView& a, const BoxesView& b, const MatrixView& appearance, Method method, int64_t height,
@@ -171,17 +148,17 @@ void match(const BoxesView& a, const BoxesView& b, const MatrixView& appearance,
              "len(boxes_b)) = (", a.rows, ", ", b.rows, "); got (", appearance.rows, ", ", appearance.cols, ")");
   if (method == Method::kPhm)
     VSUM_CHECK(height > 0 && width > 0, "image size must be positive; got height ", height, ", width ", width);
-  for (int64_t i = 0; i < appearance.rows; ++i) {
-    const float* s = appearance.row(i);
-    for (int64_t j = 0; j < appearance.cols; ++j)
-      VSUM_CHECK(std::isfinite(s[j]) && s[j] >= 0.0f, "appearance must be finite and >= 0; got ", s[j],
-                 " at (", i, ", ", j, ")");
-  }
   if (a.rows == 0 || b.rows == 0) return;
   const Geometry A(a), B(b);
+  if (method == Method::kLom) {
+    std::vector<int64_t> best(static_cast<size_t>(a.rows));
+    std::vector<double> best_score(static_cast<size_t>(a.rows));
+    gate(A, B, appearance, out, best.data(), best_score.data());
+    lom(a, A, B, best.data(), best_score.data(), out);
+    return;
+  }
   gate(A, B, appearance, out);
   if (method == Method::kPhm) phm(A, B, a.rows, b.rows, height, width, out);
-  if (method == Method::kLom) lom(a, A, B, a.rows, b.rows, out);
 }
 
 }  // namespace flow
