@@ -66,27 +66,30 @@ def cases(quick: bool):
     n, size = 500, 256
     a, b = _random_boxes(rng, n, size), _random_boxes(rng, n, size)
     s = rng.random((n, n)).astype(np.float32)
-    for m in ("lom", "phm", "nam"):
+    for m, order in (("lom", "sequential"), ("lom", "parallel"), ("phm", None), ("nam", None)):
+        kw = {"order": order} if order else {}
         yield Case(
-            name=f"{m} {n}x{n}",
-            fn=lambda m=m: vf.match(a, b, s, m, image_shape=(size, size)),
-            reference=lambda m=m: ref.match(a, b, s, m, image_shape=(size, size)),
+            name=f"{m}{' ' + order if order else ''} {n}x{n}",
+            fn=lambda m=m, kw=kw: vf.match(a, b, s, m, image_shape=(size, size), **kw),
+            reference=lambda m=m, kw=kw: ref.match(a, b, s, m, image_shape=(size, size), **kw),
             check=_close,
             work=n * n,
             unit="pairs",
-            params={"method": m, "n": n, "m": n, "data": "random"},
+            params={"method": m, "order": order, "n": n, "m": n, "data": "random"},
         )
 
     real = _real_pair()
     if real is not None:
         ra, rb, rs, shape = real
-        yield Case(
-            name=f"lom photos {len(ra)}x{len(rb)}",
-            fn=lambda: vf.match(ra, rb, rs, "lom", image_shape=shape),
-            reference=lambda: ref.match(ra, rb, rs, "lom", image_shape=shape),
-            check=_close,
-            work=len(ra) * len(rb),
-            unit="pairs",
-            params={"method": "lom", "n": len(ra), "m": len(rb), "data": f"albatross 0001/0002, {REAL_SIDE} px"},
-            extra={"nonzero appearance": f"{float((rs > 0).mean()):.0%}"},
-        )
+        for order in ("sequential", "parallel"):
+            yield Case(
+                name=f"lom {order} photos {len(ra)}x{len(rb)}",
+                fn=lambda order=order: vf.match(ra, rb, rs, "lom", image_shape=shape, order=order),
+                reference=lambda order=order: ref.match(ra, rb, rs, "lom", image_shape=shape, order=order),
+                check=_close,
+                work=len(ra) * len(rb),
+                unit="pairs",
+                params={"method": "lom", "order": order, "n": len(ra), "m": len(rb),
+                        "data": f"albatross 0001/0002, {REAL_SIDE} px"},
+                extra={"nonzero appearance": f"{float((rs > 0).mean()):.0%}"},
+            )

@@ -14,7 +14,7 @@ namespace py = pybind11;
 namespace {
 
 py::array_t<float> flow_match(const py::array& boxes_a, const py::array& boxes_b, const py::array& appearance,
-                              const std::string& method, int64_t height, int64_t width) {
+                              const std::string& method, int64_t height, int64_t width, bool lom_sequential) {
   using vsum::flow::Method;
   Method m;
   if (method == "nam") m = Method::kNam;
@@ -28,16 +28,17 @@ py::array_t<float> flow_match(const py::array& boxes_a, const py::array& boxes_b
   float* o = out.mutable_data();
   {
     py::gil_scoped_release release;
-    vsum::flow::match(a, b, s, m, height, width, o);
+    vsum::flow::match(a, b, s, m, height, width, o, lom_sequential);
   }
   return out;
 }
 
 void bind_flow(py::module_& m) {
   m.def("flow_match", &flow_match, py::arg("boxes_a"), py::arg("boxes_b"), py::arg("appearance"),
-        py::arg("method"), py::arg("height"), py::arg("width"),
+        py::arg("method"), py::arg("height"), py::arg("width"), py::arg("lom_sequential") = true,
         "flow_match(boxes_a: int32 (na, 4), boxes_b: int32 (nb, 4), appearance: float32 (na, nb),\n"
-        "           method: 'nam' | 'phm' | 'lom', height: int, width: int) -> float32 (na, nb)\n\n"
+        "           method: 'nam' | 'phm' | 'lom', height: int, width: int,\n"
+        "           lom_sequential: bool = True) -> float32 (na, nb)\n\n"
         "Proposal Flow matching confidence (see vsum.flow.match).");
 }
 

@@ -17,6 +17,13 @@ namespace flow {
 void lom(const BoxesView& boxes_a, const Geometry& A, const Geometry& B, const int64_t* best,
          const double* best_score, float* conf);
 
+// The same, rows updated in place in order: after row i is rescaled its best
+// match (first arg max of the new float32 row) and best score replace the
+// gated ones for the rows after it, and the sum of best scores follows.  One
+// thread (the order is inherently serial); callers parallelise over pairs.
+void lom_sequential(const BoxesView& boxes_a, const Geometry& A, const Geometry& B, const int64_t* best,
+                    const double* best_score, float* conf);
+
 // Geometric median of n >= 1 points (px, py, ps): kLomIterations Weiszfeld
 // steps from (1, 1, 1) with weights 1 / (L1 distance + kLomEps); m receives
 // (x, y, s).  The arrays hold at least round_up(n, 8) values, zero after n.

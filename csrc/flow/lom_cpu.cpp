@@ -150,16 +150,18 @@ double lane_sum(const double* p, int64_t n) {
 
 // Row i of the LOM confidence, in place over the gated row c: c[j] *=
 // exp(-kLomXY ||(dx, dy)_ij - m_xy|| - kLomScale |ds_ij - m_s|) * r.  Zeros stay
-// zero and are skipped.
-void confidence_row(const Geometry& A, const Geometry& B, int64_t i, const double m[3], double r, float* c,
+// zero and are skipped.  Returns the number of nonzero input columns, listed
+// in ascending order in t.cols.
+int64_t confidence_row(const Geometry& A, const Geometry& B, int64_t i, const double m[3], double r, float* c,
                     LomScratch& t) {
   int32_t* cols = t.cols.data();
   const int64_t n = simd::nonzero(c, static_cast<int64_t>(B.xc.size()), cols);
-  if (n == 0) return;
+  if (n == 0) return 0;
   for (int64_t q = n; q % 4; ++q) cols[q] = cols[n - 1];  // the last column is computed again
   const double cxy[2] = {A.xc[i] + m[0], A.yc[i] + m[1]};
   confidence_body(B.xc.data(), B.yc.data(), B.area.data(), cxy, m[2], 1.0 / A.area[i], r, cols,
                   (n + 3) & ~int64_t{3}, c);
+  return n;
 }
 
 }  // namespace
@@ -168,9 +170,11 @@ void weiszfeld(const double* px, const double* py, const double* ps, int64_t n, 
   weiszfeld_kernel()(px, py, ps, n, m);
 }
 
-void lom(const BoxesView& boxes_a, const Geometry& A, const Geometry& B, const int64_t* best,
-         const double* best_score, float* conf) {
-  const int64_t na = boxes_a.rows, nb = static_cast<int64_t>(B.xc.size());
+namespace {
+
+LomShared make_shared(const BoxesView& boxes_a, const Geometry& A, const Geometry& B, const int64_t* best,
+                      const double* best_score) {
+  const int64_t na = boxes_a.rows;
   const auto n = static_cast<size_t>(na);
   LomShared S;
   S.x1.resize(n), S.y1.resize(n), S.x2.resize(n), S.y2.resize(n);
@@ -185,6 +189,39 @@ void lom(const BoxesView& boxes_a, const Geometry& A, const Geometry& B, const i
     S.offs[k] = B.area[b] / A.area[k];
     S.total += S.score[k];
   }
+  return S;
+}
+
+}  // namespace
+
+void lom_sequential(const BoxesView& boxes_a, const Geometry& A, const Geometry& B, const int64_t* best,
+                    const double* best_score, float* conf) {
+  const int64_t na = boxes_a.rows, nb = static_cast<int64_t>(B.xc.size());
+  LomShared S = make_shared(boxes_a, A, B, best, best_score);
+  LomScratch t(na, nb);
+  for (int64_t i = 0; i < na; ++i) {
+    const int64_t n_nbr = gather_neighbours(S, i, na, t);
+    double m[3];
+    weiszfeld(t.px.data(), t.py.data(), t.ps.data(), n_nbr, m);
+    const double r = S.total > 0.0 ? lane_sum(t.pb.data(), n_nbr) / S.total : 0.0;
+    float* c = conf + i * nb;
+    const int64_t n_cols = confidence_row(A, B, i, m, r, c, t);
+    int64_t b = 0;  // first arg max of the new row: only the listed columns can be nonzero
+    for (int64_t q = 0; q < n_cols; ++q)
+      if (c[t.cols[static_cast<size_t>(q)]] > c[b]) b = t.cols[static_cast<size_t>(q)];
+    const auto k = static_cast<size_t>(i), bk = static_cast<size_t>(b);
+    S.offx[k] = B.xc[bk] - A.xc[k];
+    S.offy[k] = B.yc[bk] - A.yc[k];
+    S.offs[k] = B.area[bk] / A.area[k];
+    S.total += static_cast<double>(c[b]) - S.score[k];
+    S.score[k] = static_cast<double>(c[b]);
+  }
+}
+
+void lom(const BoxesView& boxes_a, const Geometry& A, const Geometry& B, const int64_t* best,
+         const double* best_score, float* conf) {
+  const int64_t na = boxes_a.rows, nb = static_cast<int64_t>(B.xc.size());
+  LomShared S = make_shared(boxes_a, A, B, best, best_score);
   // Rows are handed out in small blocks from a shared counter, so a thread the
   // OS holds back (a busy machine) leaves its share to the others.  A row's
   // result does not depend on which thread computes it.

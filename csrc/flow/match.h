@@ -15,8 +15,12 @@
 // the histogram is smoothed by a separable 5x5x5 Gaussian (sigma = 1 bin,
 // zero padding); conf = gated appearance * smoothed histogram at the bin.
 //
-// LOM: see ALGORITHM.md stage 4; the order-independent version (reads only
-// the gated appearance), implemented in lom_cpu.cpp: one fused pass
+// LOM: see ALGORITHM.md stage 4, in two orders (lom_cpu.cpp).  Sequential
+// (the original): rows are updated in place in order 0..na-1, and row i reads
+// the current best match and best score of every neighbour (rows < i already
+// updated) and the current sum of best scores; one thread per pair.
+// Parallel: the order-independent version (every row reads only the gated
+// appearance).  Both: one fused pass
 // validates, gates and finds each row's best match, then per row of A the
 // overlapping proposals' offsets are gathered, their geometric median found
 // (double vectors; AVX2 when the CPU has it, same bits as the SSE2 baseline)
@@ -45,9 +49,10 @@ constexpr double kLomScale = 0.3;
 enum class Method { kNam, kPhm, kLom };
 
 // Throws std::invalid_argument on bad boxes, shape mismatch, NaN/inf or
-// negative appearance, or (PHM) non-positive image size.
+// negative appearance, or (PHM) non-positive image size.  lom_sequential
+// picks the LOM order (ignored by NAM and PHM).
 void match(const BoxesView& a, const BoxesView& b, const MatrixView& appearance, Method method,
-           int64_t height, int64_t width, float* out);
+           int64_t height, int64_t width, float* out, bool lom_sequential = true);
 
 }  // namespace flow
 }  // namespace vsum

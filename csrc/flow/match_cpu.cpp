@@ -141,7 +141,7 @@ void phm(const Geometry& A, const Geometry& B, int64_t na, int64_t nb, int64_t h
 }  // namespace
 
 void match(const BoxesView& a, const BoxesView& b, const MatrixView& appearance, Method method, int64_t height,
-           int64_t width, float* out) {
+           int64_t width, float* out, bool lom_sequential) {
   boxes::check_boxes(a, "boxes_a");
   boxes::check_boxes(b, "boxes_b");
   VSUM_CHECK(appearance.rows == a.rows && appearance.cols == b.rows, "appearance must have shape (len(boxes_a), "
@@ -154,7 +154,10 @@ void match(const BoxesView& a, const BoxesView& b, const MatrixView& appearance,
     std::vector<int64_t> best(static_cast<size_t>(a.rows));
     std::vector<double> best_score(static_cast<size_t>(a.rows));
     gate(A, B, appearance, out, best.data(), best_score.data());
-    lom(a, A, B, best.data(), best_score.data(), out);
+    if (lom_sequential)
+      flow::lom_sequential(a, A, B, best.data(), best_score.data(), out);
+    else
+      lom(a, A, B, best.data(), best_score.data(), out);
     return;
   }
   gate(A, B, appearance, out);

@@ -74,7 +74,8 @@ def phm(boxes_a, boxes_b, appearance, image_shape):
     return (g.astype(np.float64) * score).astype(np.float32)
 
 
-def lom(boxes_a, boxes_b, appearance, iterations=20, eps=1e-6):
+def lom(boxes_a, boxes_b, appearance, iterations=20, eps=1e-6, order="sequential"):
+    """LOM confidence; ``order`` "sequential" (rows updated in place, in order) or "parallel"."""
     g = gate(boxes_a, boxes_b, appearance)
     na, nb = g.shape
     if na == 0 or nb == 0:
@@ -89,6 +90,7 @@ def lom(boxes_a, boxes_b, appearance, iterations=20, eps=1e-6):
     overlap = (np.maximum(a[:, None, 0], a[None, :, 0]) <= np.minimum(a[:, None, 2], a[None, :, 2])) & (
         np.maximum(a[:, None, 1], a[None, :, 1]) <= np.minimum(a[:, None, 3], a[None, :, 3])
     )
+    sequential = order == "sequential"
     out = np.empty_like(g)
     for i in range(na):
         nbr = np.flatnonzero(overlap[i])
@@ -104,13 +106,18 @@ def lom(boxes_a, boxes_b, appearance, iterations=20, eps=1e-6):
         out[i] = (g[i].astype(np.float64) * np.exp(-0.05 * np.sqrt(ex * ex + ey * ey) - 0.3 * np.abs(es)) * r).astype(
             np.float32
         )
+        if sequential:  # later rows see this row's new best match and score
+            b = int(out[i].argmax())
+            off[i] = (xb[b] - xa[i], yb[b] - ya[i], ab[b] / aa[i])
+            total += float(out[i, b]) - best_score[i]
+            best_score[i] = float(out[i, b])
     return out
 
 
-def match(boxes_a, boxes_b, appearance, method="lom", image_shape=None):
+def match(boxes_a, boxes_b, appearance, method="lom", image_shape=None, order="sequential"):
     """NumPy reference of :func:`vsum.flow.match` (image_shape required for PHM)."""
     if method == "nam":
         return nam(boxes_a, boxes_b, appearance)
     if method == "phm":
         return phm(boxes_a, boxes_b, appearance, image_shape)
-    return lom(boxes_a, boxes_b, appearance)
+    return lom(boxes_a, boxes_b, appearance, order=order)
