@@ -59,7 +59,8 @@ class AllPairsResult:
         Proposal index in image ``j`` (row of its boxes) of each top-k score
         (-1 for padding).
     pairs : int
-        Pairs matched, ``N (N + 1) / 2`` (``i == j`` included).
+        Pairs matched, ``N (N + 1) / 2`` (``i == j`` included), or
+        ``N (N - 1) / 2`` with ``all_pairs(..., diagonal=False)``.
     seconds : float
         Wall time of the whole call.
     timings : dict of str to float
@@ -100,7 +101,8 @@ class AllPairsResult:
             ``S[o_i + a, o_j + b] = conf_ij[rows[i][a], rows[j][b]]`` with
             ``o = offsets()``; for ``i > j`` it is the transpose
             ``conf_ji[rows[j][b], rows[i][a]]`` (never computed separately).
-            The diagonal blocks are each image against itself.
+            The diagonal blocks are each image against itself (zero when
+            computed with ``diagonal=False``).
 
         Raises
         ------
@@ -167,6 +169,7 @@ def all_pairs(
     blocks: bool = True,
     on_pair=None,
     image_shapes=None,
+    diagonal: bool = True,
     ridge: float = DEFAULT_RIDGE,
     stats_path=None,
     progress: bool = False,
@@ -209,6 +212,11 @@ def all_pairs(
         order: i ascending, then j ascending) with the full ``(n_i, n_j)``
         float32 confidence, a fresh array the callback may keep; the driver
         keeps no reference to it.
+    diagonal : bool, default True
+        Include the pairs ``i == j`` (each image against itself, needed by
+        stage 5).  False matches only ``i < j``: the diagonal blocks are then
+        absent (zero in :meth:`AllPairsResult.similarity`); the top-k lists
+        do not depend on it.
     image_shapes : list of N (H, W), optional
         Image sizes in pixels; only PHM uses them (the pair gets the larger
         height and width of its two images).  Default: ``vsum.flow.match``'s
@@ -294,15 +302,17 @@ def all_pairs(
     kept: dict | None = {} if blocks else None
     timings = dict.fromkeys(("whiten", "appearance", "match", "topk", "blocks", "callback"), 0.0)
     buf = np.empty(int(sizes.max(initial=0)) ** 2, np.float32)
-    bar = _progress_bar(n_img * (n_img + 1) // 2, progress)
+    bar = _progress_bar(n_img * (n_img + 1) // 2 if diagonal else n_img * (n_img - 1) // 2, progress)
     done = 0
     try:
         for i in range(n_img):
+            if not diagonal and i == n_img - 1:
+                break  # no pair left
             t0 = time.perf_counter()
             w, bias = whiten(ds[i], ridge=ridge, stats_path=stats_path)
             timings["whiten"] += time.perf_counter() - t0
             bias_col = bias[:, None]
-            for j in range(i, n_img):
+            for j in range(i if diagonal else i + 1, n_img):
                 t0 = time.perf_counter()
                 ni, nj = int(sizes[i]), int(sizes[j])
                 app = buf[: ni * nj].reshape(ni, nj)
