@@ -211,8 +211,8 @@ if benchmark is not None:
         )
         for n in ns:
             yield _scaling_case(n)
-        if not quick:
-            yield _scaling_case(50, diagonal=False)
+            if n == 50:
+                yield _scaling_case(50, diagonal=False)
 
 
 def main(argv=None) -> int:
