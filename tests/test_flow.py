@@ -38,6 +38,29 @@ def test_parity_random(method, seed):
     assert (got >= 0).all()
 
 
+@pytest.mark.parametrize("order", ["sequential", "parallel"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_lom_orders_parity(order, seed):
+    rng = np.random.default_rng(seed)
+    a, b = random_boxes(rng, 90), random_boxes(rng, 80)
+    s = rng.random((90, 80)).astype(np.float32)
+    s[rng.random(s.shape) < 0.2] = 0
+    assert_parity(vf.match(a, b, s, "lom", order=order), ref.match(a, b, s, "lom", order=order))
+
+
+def test_lom_sequential_rows_see_updated_rows():
+    # Row 0's update changes its best match; row 1 (its neighbour) then follows the new offset.
+    rng = np.random.default_rng(7)
+    a, b = random_boxes(rng, 40, 64, 40), random_boxes(rng, 40, 64, 40)
+    s = rng.random((40, 40)).astype(np.float32)
+    seq = vf.match(a, b, s, "lom", order="sequential")
+    par = vf.match(a, b, s, "lom", order="parallel")
+    np.testing.assert_array_equal(seq[0], par[0])  # the first row reads only the gated appearance either way
+    assert not np.array_equal(seq, par)
+    with pytest.raises(ValueError, match="order"):
+        vf.match(a, b, s, "lom", order="random")
+
+
 def test_nam_gate_exact():
     a = np.array([[0, 0, 9, 9]], np.int32)  # 10 x 10
     b = np.array([[0, 0, 19, 9], [0, 0, 18, 9], [0, 0, 9, 4], [0, 0, 9, 5]], np.int32)  # ratios 2, 1.9, 2, 1.67
@@ -142,6 +165,8 @@ def test_parity_real_descriptors(data_dir):
     for m in METHODS:
         assert_parity(vf.match(boxes[0], boxes[1], s, m, image_shape=shape),
                       ref.match(boxes[0], boxes[1], s, m, image_shape=shape))
+    assert_parity(vf.match(boxes[0], boxes[1], s, "lom", order="parallel"),
+                  ref.match(boxes[0], boxes[1], s, "lom", order="parallel"))
 
 
 @pytest.mark.parametrize("n_a, n_b, size, max_side", [(150, 37, 96, 90), (90, 61, 400, 40), (1, 1, 16, 8), (9, 3, 64, 60)])
@@ -152,7 +177,8 @@ def test_lom_parity_neighbourhood_sizes(n_a, n_b, size, max_side):
     a, b = random_boxes(rng, n_a, size, max_side), random_boxes(rng, n_b, size, max_side)
     s = rng.random((n_a, n_b)).astype(np.float32)
     s[rng.random(s.shape) < 0.3] = 0  # zeros are skipped by the kernel
-    assert_parity(vf.match(a, b, s, "lom"), ref.match(a, b, s, "lom"))
+    for order in ("sequential", "parallel"):
+        assert_parity(vf.match(a, b, s, "lom", order=order), ref.match(a, b, s, "lom", order=order))
 
 
 @pytest.mark.parametrize("method", METHODS)

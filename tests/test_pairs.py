@@ -175,6 +175,22 @@ def test_threads_identical():
             np.testing.assert_array_equal(o.topk_index[i], outs[0].topk_index[i])
 
 
+@pytest.mark.parametrize("order", ["sequential", "parallel"])
+def test_workers_identical(order):
+    boxes, descs = random_inputs(6, [30, 25, 35, 20])
+    outs = [all_pairs(boxes, descs, topk=5, order=order, workers=w) for w in (1, 2, 3)]
+    for o in outs[1:]:
+        for key in outs[0].blocks:
+            np.testing.assert_array_equal(o.blocks[key], outs[0].blocks[key])
+        for i in range(4):
+            np.testing.assert_array_equal(o.topk_scores[i], outs[0].topk_scores[i])
+            np.testing.assert_array_equal(o.topk_image[i], outs[0].topk_image[i])
+    with pytest.raises(ValueError, match="workers"):
+        all_pairs(boxes, descs, workers=0)
+    with pytest.raises(ValueError, match="order"):
+        all_pairs(boxes, descs, order="any")
+
+
 def test_zero_and_one_image():
     empty = all_pairs([], [])
     assert empty.pairs == 0 and empty.similarity().shape == (0, 0) and empty.topk_scores == []

@@ -13,12 +13,14 @@ Importing this module does not import torch.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ._arrays import as_boxes, check_not_degenerate
 from ._compiled import _core
+from .boxes import get_num_threads
 from .features import DEFAULT_RIDGE, _as_descriptors, whiten
 from .flow import METHODS, match
 
@@ -170,6 +172,8 @@ def all_pairs(
     on_pair=None,
     image_shapes=None,
     diagonal: bool = True,
+    order: str = "sequential",
+    workers: int | None = None,
     ridge: float = DEFAULT_RIDGE,
     stats_path=None,
     progress: bool = False,
@@ -184,7 +188,7 @@ def all_pairs(
     computed in a stream: image ``i``'s descriptors are whitened once, its
     appearance against each image ``j >= i`` is one float32 BLAS product into
     a reused buffer (plus bias, clipped at 0), then the compiled matcher runs
-    (multi-threaded, GIL released).  Only the selected blocks and the running
+    (GIL released; ``workers`` pairs at a time).  Only the selected blocks and the running
     top-k lists are kept.  The results are identical to that naive loop.
 
     Parameters
@@ -217,6 +221,13 @@ def all_pairs(
         stage 5).  False matches only ``i < j``: the diagonal blocks are then
         absent (zero in :meth:`AllPairsResult.similarity`); the top-k lists
         do not depend on it.
+    order : {"sequential", "parallel"}, default "sequential"
+        LOM order, as in :func:`vsum.flow.match`.
+    workers : int, optional
+        Pairs matched at the same time (threads; the matcher releases the
+        GIL).  Default: :func:`vsum.boxes.get_num_threads` for sequential LOM
+        (one thread per pair), else 1 (the matcher itself is multi-threaded).
+        Results do not depend on it.
     image_shapes : list of N (H, W), optional
         Image sizes in pixels; only PHM uses them (the pair gets the larger
         height and width of its two images).  Default: ``vsum.flow.match``'s
@@ -263,6 +274,13 @@ def all_pairs(
     if isinstance(topk, bool) or not isinstance(topk, (int, np.integer)) or topk < 1:
         raise ValueError(f"topk must be an integer >= 1; got {topk!r}")
     topk = int(topk)
+    if order not in ("sequential", "parallel"):
+        raise ValueError(f"order must be 'sequential' or 'parallel'; got {order!r}")
+    if workers is None:
+        workers = get_num_threads() if method == "lom" and order == "sequential" else 1
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1; got {workers!r}")
+    workers = int(workers)
     n_img = len(box_list)
 
     bx, ds = [], []
@@ -301,9 +319,15 @@ def all_pairs(
     top_x = [np.full((len(s), topk), -1, np.int32) for s in sel]
     kept: dict | None = {} if blocks else None
     timings = dict.fromkeys(("whiten", "appearance", "match", "topk", "blocks", "callback"), 0.0)
-    buf = np.empty(int(sizes.max(initial=0)) ** 2, np.float32)
+    bufs = [np.empty(int(sizes.max(initial=0)) ** 2, np.float32) for _ in range(workers)]
     bar = _progress_bar(n_img * (n_img + 1) // 2 if diagonal else n_img * (n_img - 1) // 2, progress)
+    pool = ThreadPoolExecutor(workers) if workers > 1 else None
     done = 0
+
+    def run_match(job):
+        i, j, app = job
+        return match(bx[i], bx[j], app, method, image_shape=_shape_for(image_shapes, i, j), order=order)
+
     try:
         for i in range(n_img):
             if not diagonal and i == n_img - 1:
@@ -312,41 +336,48 @@ def all_pairs(
             w, bias = whiten(ds[i], ridge=ridge, stats_path=stats_path)
             timings["whiten"] += time.perf_counter() - t0
             bias_col = bias[:, None]
-            for j in range(i if diagonal else i + 1, n_img):
+            others = list(range(i if diagonal else i + 1, n_img))
+            for start in range(0, len(others), workers):
                 t0 = time.perf_counter()
-                ni, nj = int(sizes[i]), int(sizes[j])
-                app = buf[: ni * nj].reshape(ni, nj)
-                if ni and nj:
-                    # Same BLAS call as vsum.features.appearance: bit-identical scores.
-                    np.matmul(w, ds[j].T, out=app)
-                    app += bias_col
-                    np.maximum(app, 0.0, out=app)
+                jobs = []
+                for slot, j in enumerate(others[start:start + workers]):
+                    ni, nj = int(sizes[i]), int(sizes[j])
+                    app = bufs[slot][: ni * nj].reshape(ni, nj)
+                    if ni and nj:
+                        # Same BLAS call as vsum.features.appearance: bit-identical scores.
+                        np.matmul(w, ds[j].T, out=app)
+                        app += bias_col
+                        np.maximum(app, 0.0, out=app)
+                    jobs.append((i, j, app))
                 t1 = time.perf_counter()
-                conf = match(bx[i], bx[j], app, method, image_shape=_shape_for(image_shapes, i, j))
-                t2 = time.perf_counter()
-                if i != j and conf.size:
-                    _core.pairs_topk_merge(conf, sel[i], False, j, top_s[i], top_i[i], top_x[i])
-                    _core.pairs_topk_merge(conf, sel[j], True, i, top_s[j], top_i[j], top_x[j])
-                t3 = time.perf_counter()
-                if kept is not None:
-                    if all_rows[i] and all_rows[j]:
-                        kept[(i, j)] = conf
-                    else:
-                        kept[(i, j)] = conf[np.ix_(sel[i], sel[j])]
-                t4 = time.perf_counter()
-                if on_pair is not None:
-                    on_pair(i, j, conf)
-                t5 = time.perf_counter()
-                del conf
+                confs = list(pool.map(run_match, jobs)) if pool is not None else [run_match(jobs[0])]
                 timings["appearance"] += t1 - t0
-                timings["match"] += t2 - t1
-                timings["topk"] += t3 - t2
-                timings["blocks"] += t4 - t3
-                timings["callback"] += t5 - t4
-                done += 1
-                if bar is not None:
-                    bar.update(1)
+                timings["match"] += time.perf_counter() - t1
+                for (_, j, _), conf in zip(jobs, confs):
+                    t2 = time.perf_counter()
+                    if i != j and conf.size:
+                        _core.pairs_topk_merge(conf, sel[i], False, j, top_s[i], top_i[i], top_x[i])
+                        _core.pairs_topk_merge(conf, sel[j], True, i, top_s[j], top_i[j], top_x[j])
+                    t3 = time.perf_counter()
+                    if kept is not None:
+                        if all_rows[i] and all_rows[j]:
+                            kept[(i, j)] = conf
+                        else:
+                            kept[(i, j)] = conf[np.ix_(sel[i], sel[j])]
+                    t4 = time.perf_counter()
+                    if on_pair is not None:
+                        on_pair(i, j, conf)
+                    t5 = time.perf_counter()
+                    timings["topk"] += t3 - t2
+                    timings["blocks"] += t4 - t3
+                    timings["callback"] += t5 - t4
+                    done += 1
+                    if bar is not None:
+                        bar.update(1)
+                del confs, jobs
     finally:
+        if pool is not None:
+            pool.shutdown()
         if bar is not None:
             bar.close()
     return AllPairsResult(
