@@ -363,6 +363,10 @@ def test_summarize_class_reports_why_nothing(small_class):
     only_first = [masks[0]] + [np.zeros_like(m) for m in masks[1:3]]
     lonely = summarize_class(imgs[:3], only_first, [b[:20] for b in boxes[:3]], [d[:20] for d in descs[:3]])
     assert "only one image" in lonely.reason and lonely.counts["valid"] > 0
+    no_boxes = summarize_class(imgs[:3], masks[:3], [boxes[0][:20], boxes[1][:20], boxes[2][:0]],
+                               [descs[0][:20], descs[1][:20], descs[2][:0]])
+    assert no_boxes.counts["proposals"] == 40 and no_boxes.kept[2].size == 0
+    assert all(2 not in cl.images for cl in no_boxes.clusters)
     stuck = summarize_class(imgs[:2], masks[:2], [b[:20] for b in boxes[:2]], [d[:20] for d in descs[:2]],
                             SummaryConfig(max_iter=2, convergence_iter=1))
     assert "did not converge" in stuck.reason and stuck.ap_converged is False and stuck.clusters == []
@@ -379,3 +383,21 @@ def test_summarize_class_bad_input(small_class):
         summarize_class(imgs[:2], masks[:2], boxes[:2], [descs[0][:3], descs[1]])
     with pytest.raises(ValueError, match="SummaryConfig"):
         summarize_class(imgs[:2], masks[:2], boxes[:2], descs[:2], config={"damping": 0.9})
+
+
+def test_default_warps_do_not_depend_on_workers(small_class):
+    from vsum.flow import dense_flow, match, warp
+    from vsum.features import appearance
+    from vsum.summarize import _Warper
+
+    imgs, masks, boxes, descs = small_class
+    one, two = (_Warper(imgs, boxes, descs, SummaryConfig(), workers=w) for w in (1, 2))
+    one.prefetch(0, [1, 2, 3])
+    two.prefetch(0, [3, 1, 2, 1])
+    assert sorted(one.cache) == sorted(two.cache) == [(0, 1), (0, 2), (0, 3)]
+    for key in one.cache:
+        assert np.array_equal(one.cache[key], two.cache[key])
+    # the flow runs from the exemplar image (A) to the member image (B)
+    conf = match(boxes[0], boxes[2], appearance(descs[0], descs[2]), "lom")
+    assert np.array_equal(one(0, 2), warp(imgs[2], *dense_flow(imgs[0], imgs[2], boxes[0], boxes[2], conf)))
+    assert one(1, 0).shape == imgs[1].shape and list(one.cache) == [(1, 0)]  # a new exemplar image resets the cache

@@ -922,27 +922,58 @@ def _check_inputs(images, masks, boxes, descriptors):
 class _Warper:
     """``warp_member(e, m)``: image m warped onto image e by the LOM dense flow e -> m.
 
-    Warps are cached for the current exemplar image only: :func:`summarize_class`
-    visits the clusters by exemplar row, i.e. grouped by exemplar image, so
-    each pair is computed once and the cache holds at most N - 1 images.
+    The cache holds the warps onto one exemplar image at a time (and that
+    image's whitened descriptors): :func:`summarize_class` visits the
+    clusters grouped by exemplar image and :meth:`prefetch` computes the
+    group's warps on ``workers`` threads (the compiled matcher and fill
+    release the GIL; results do not depend on the thread count).
     """
 
-    def __init__(self, images, boxes, descriptors, config: SummaryConfig):
+    def __init__(self, images, boxes, descriptors, config: SummaryConfig, workers: int = 1):
         self.images, self.boxes, self.descriptors, self.config = images, boxes, descriptors, config
+        self.workers = max(1, int(workers))
+        self.exemplar: int | None = None
+        self.whitened = None
         self.cache: dict = {}
 
-    def __call__(self, e: int, m: int) -> np.ndarray:
-        if any(key[0] != e for key in self.cache):
-            self.cache.clear()
-        if (e, m) not in self.cache:
-            from .features import appearance
-            from .flow import dense_flow, match, warp
+    def _select(self, e: int) -> None:
+        if self.exemplar != e:
+            from .features import whiten
 
-            conf = match(self.boxes[e], self.boxes[m], appearance(self.descriptors[e], self.descriptors[m]),
-                         "lom", order=self.config.lom_order)
-            vx, vy = dense_flow(self.images[e], self.images[m], self.boxes[e], self.boxes[m], conf,
-                                fill=self.config.flow_fill)
-            self.cache[(e, m)] = warp(self.images[m], vx, vy)
+            self.cache.clear()
+            self.exemplar = e
+            self.whitened = whiten(self.descriptors[e])
+
+    def _compute(self, e: int, m: int) -> np.ndarray:
+        from .features import _as_descriptors
+        from .flow import dense_flow, match, warp
+
+        w, bias = self.whitened
+        app = w @ _as_descriptors(self.descriptors[m], f"descriptors[{m}]").T  # as vsum.features.appearance
+        app += bias[:, None]
+        np.maximum(app, 0.0, out=app)
+        conf = match(self.boxes[e], self.boxes[m], app, "lom", order=self.config.lom_order)
+        vx, vy = dense_flow(self.images[e], self.images[m], self.boxes[e], self.boxes[m], conf,
+                            fill=self.config.flow_fill)
+        return warp(self.images[m], vx, vy)
+
+    def prefetch(self, e: int, members) -> None:
+        """Compute the warps of images ``members`` onto image ``e`` (in parallel)."""
+        self._select(e)
+        todo = [int(m) for m in dict.fromkeys(members) if (e, int(m)) not in self.cache]
+        if self.workers > 1 and len(todo) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(min(self.workers, len(todo))) as pool:
+                warped = list(pool.map(lambda m: self._compute(e, m), todo))
+        else:
+            warped = [self._compute(e, m) for m in todo]
+        self.cache.update({(e, m): w for m, w in zip(todo, warped)})
+
+    def __call__(self, e: int, m: int) -> np.ndarray:
+        self._select(e)
+        if (e, m) not in self.cache:
+            self.cache[(e, m)] = self._compute(e, m)
         return self.cache[(e, m)]
 
 
@@ -1050,10 +1081,19 @@ def summarize_class(images, masks, boxes, descriptors, config: SummaryConfig | N
         return result
 
     t0 = time.perf_counter()
-    warp_fn = warp_member if warp_member is not None else _Warper(imgs, bxs, list(descriptors), cfg)
+    warper = None
+    if warp_member is None:
+        from .boxes import get_num_threads
+
+        warper = _Warper(imgs, bxs, list(descriptors), cfg, workers=get_num_threads())
+    warp_fn = warper if warper is not None else warp_member
+    exemplars = np.sort(clus.exemplars)
+    chosen = [cluster_members(s, clus.labels, image, int(e), cfg.max_members) for e in exemplars]
     ssims, scores = [], []
-    for e in np.sort(clus.exemplars):
-        members, sim = cluster_members(s, clus.labels, image, int(e), cfg.max_members)
+    for e, (members, sim) in zip(exemplars, chosen):
+        if warper is not None and warper.exemplar != image[e]:
+            group = [image[mm[1:]] for ee, (mm, _) in zip(exemplars, chosen) if image[ee] == image[e]]
+            warper.prefetch(int(image[e]), np.concatenate(group).tolist())
         ssim = cluster_quality(imgs, members, image, index, bxs, warp_fn, win_size=cfg.ssim_win_size,
                                gaussian_weights=cfg.ssim_gaussian_weights)
         ssims.append(ssim)
