@@ -19,20 +19,21 @@ __all__ = ["METHODS", "match", "match_field", "fill_flow", "dense_flow", "warp",
 METHODS = ("nam", "phm", "lom")
 
 
-def _as_appearance(appearance, na: int, nb: int) -> np.ndarray:
+def _as_score_matrix(scores, name: str, na: int, nb: int) -> np.ndarray:
+    """A finite, non-negative (na, nb) float32 C-contiguous copy (or view) of ``scores``."""
     try:
-        s = np.asarray(appearance)
+        s = np.asarray(scores)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"appearance must be an array-like of shape ({na}, {nb}); could not convert it: {exc}") from None
+        raise ValueError(f"{name} must be an array-like of shape ({na}, {nb}); could not convert it: {exc}") from None
     if s.dtype.kind not in "biuf":
-        raise ValueError(f"appearance must be a numeric array; got dtype {s.dtype}")
+        raise ValueError(f"{name} must be a numeric array; got dtype {s.dtype}")
     if s.shape != (na, nb):
-        raise ValueError(f"appearance must have shape (len(boxes_a), len(boxes_b)) = ({na}, {nb}); got {s.shape}")
+        raise ValueError(f"{name} must have shape (len(boxes_a), len(boxes_b)) = ({na}, {nb}); got {s.shape}")
     s = np.ascontiguousarray(s, dtype=np.float32)
     if s.size and not np.isfinite(s).all():
-        raise ValueError("appearance must be finite; it holds NaN or inf")
+        raise ValueError(f"{name} must be finite; it holds NaN or inf")
     if s.size and (s < 0).any():
-        raise ValueError("appearance must be >= 0; it holds negative values")
+        raise ValueError(f"{name} must be >= 0; it holds negative values")
     return s
 
 
@@ -125,7 +126,7 @@ def match(boxes_a, boxes_b, appearance, method: str = "lom", image_shape=None, o
         raise ValueError(f"method must be one of {METHODS}; got {method!r}")
     if order not in LOM_ORDERS:
         raise ValueError(f"order must be one of {LOM_ORDERS}; got {order!r}")
-    s = _as_appearance(appearance, len(a), len(b))
+    s = _as_score_matrix(appearance, "appearance", len(a), len(b))
     if image_shape is None:
         both = np.concatenate([a, b]) if len(a) + len(b) else np.zeros((1, 4), np.int64)
         image_shape = (max(1, int(both[:, 3].max()) + 1), max(1, int(both[:, 2].max()) + 1))
@@ -157,23 +158,6 @@ def _as_shape(shape, name: str) -> tuple[int, int]:
     if dims[0] <= 0 or dims[1] <= 0:
         raise ValueError(f"{name} must be positive; got {dims[:2]}")
     return dims[0], dims[1]
-
-
-def _as_conf(conf, na: int, nb: int) -> np.ndarray:
-    try:
-        c = np.asarray(conf)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"conf must be an array-like of shape ({na}, {nb}); could not convert it: {exc}") from None
-    if c.dtype.kind not in "biuf":
-        raise ValueError(f"conf must be a numeric array; got dtype {c.dtype}")
-    if c.shape != (na, nb):
-        raise ValueError(f"conf must have shape (len(boxes_a), len(boxes_b)) = ({na}, {nb}); got {c.shape}")
-    c = np.ascontiguousarray(c, dtype=np.float32)
-    if c.size and not np.isfinite(c).all():
-        raise ValueError("conf must be finite; it holds NaN or inf")
-    if c.size and (c < 0).any():
-        raise ValueError("conf must be >= 0; it holds negative values")
-    return c
 
 
 def match_field(boxes_a, boxes_b, conf, shape_a, shape_b):
@@ -239,7 +223,7 @@ def match_field(boxes_a, boxes_b, conf, shape_a, shape_b):
     b = as_boxes(boxes_b, "boxes_b")
     check_not_degenerate(a, "boxes_a")
     check_not_degenerate(b, "boxes_b")
-    c = _as_conf(conf, len(a), len(b))
+    c = _as_score_matrix(conf, "conf", len(a), len(b))
     ha, wa = _as_shape(shape_a, "shape_a")
     hb, wb = _as_shape(shape_b, "shape_b")
     return _core.flow_match_field(a, b, c, ha, wa, hb, wb)
