@@ -7,6 +7,8 @@ ALGORITHM.md):
   torchvision architectures, any ``torch.nn.Module``)
 - :mod:`vsum.masks`   - stage 1, batched crisp saliency masks
 - :mod:`vsum.boxes`   - box geometry kernels (compiled core, NumPy in/out)
+- :mod:`vsum.pipeline` - one class end to end in a resumable run directory
+  (:func:`vsum.summarize_images`, ``vsum summarize``)
 
 Importing :mod:`vsum` is cheap: torch is only imported by the modules that
 need it.
@@ -19,4 +21,13 @@ class VsumError(Exception):
     """A user-facing error: the message is printed as one line by the CLI."""
 
 
-__all__ = ["VsumError", "__version__"]
+__all__ = ["VsumError", "__version__", "summarize_images"]
+
+
+def __getattr__(name: str):
+    # ``vsum.summarize_images`` without importing torch on ``import vsum``.
+    if name == "summarize_images":
+        from .pipeline import summarize_images
+
+        return summarize_images
+    raise AttributeError(f"module 'vsum' has no attribute {name!r}")

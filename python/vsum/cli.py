@@ -1,6 +1,6 @@
 """The ``vsum`` command.
 
-Sub-commands: ``models``, ``classify``, ``masks``, ``eval-flow``. Every user error ends with
+Sub-commands: ``models``, ``classify``, ``masks``, ``summarize``, ``eval-flow``. Every user error ends with
 one ``vsum: error: ...`` line and exit status 2, never a traceback.
 """
 
@@ -120,6 +120,53 @@ def _masks_paragraph(run, result, classifier, target, out) -> str:
     return text + f" Outputs in {out}/ (masks/, metrics.csv, result.json)."
 
 
+def cmd_summarize(args) -> int:
+    from .masks import MaskConfig
+    from .pipeline import PipelineConfig, ProposalConfig, run_class
+
+    classifier = _load(args)
+    if args.threads:
+        from .boxes import set_num_threads
+
+        set_num_threads(args.threads)
+    target = resolve_target(args.target, classifier.class_names)
+    for flag, value in (("--smooth-iters", args.smooth_iters), ("--sharp-iters", args.sharp_iters)):
+        if value is not None and value < 1:
+            raise VsumError(f"{flag} must be >= 1; got {value}")
+    try:
+        config = PipelineConfig(
+            masks=MaskConfig(batch_size=args.batch_size, seed=args.seed).with_iterations(args.smooth_iters,
+                                                                                        args.sharp_iters),
+            proposals=ProposalConfig(num=args.proposals, seed=args.seed))
+    except ValueError as exc:
+        raise VsumError(str(exc)) from exc
+    run = run_class(args.images, classifier, target=target, out=args.out, config=config, force=args.force,
+                    progress=not args.quiet)
+    print(_summarize_paragraph(run.result, classifier, args.out))
+    return 0
+
+
+def _summarize_paragraph(result: dict, classifier, out) -> str:
+    c, t = result["counts"], result["timings"]
+    target = result["target"]
+    what = f"class {target} '{classifier.class_name(target)}'" if target is not None else "each image's top-1 class"
+    text = (f"Summarized {what} with {classifier.name}: kept {c['images_kept']} of {c['images']} images; "
+            f"{c.get('proposals', 0)} proposals, {c.get('valid', 0)} valid, {c.get('kept', 0)} kept after pruning; "
+            f"{c.get('clusters', 0)} clusters, {c.get('summaries', 0)} summaries.")
+    if result["skipped"]:
+        reasons: dict[str, int] = {}
+        for item in result["skipped"]:
+            reason = item["reason"].split(" (")[0]
+            reasons[reason] = reasons.get(reason, 0) + 1
+        text += " Skipped " + ", ".join(f"{n} {r}" for r, n in reasons.items()) + "."
+    if result["reason"]:
+        text += f" No summaries: {result['reason']}."
+    stages = ", ".join(f"{name} {t[name]:.1f} s" + (" (cached)" if name in result["reused"] else "")
+                       for name in ("masks", "proposals", "descriptors", "pairs", "summaries"))
+    text += f" Time: {stages}; total {t['total']:.1f} s."
+    return text + f" Outputs in {out}/ (result.json, clusters.json, summaries/, masks/)."
+
+
 def cmd_eval_flow(args) -> int:
     from .evaluate import FlowEvalConfig, evaluate_flow, format_table
     from .io import atomic_write_json
@@ -176,6 +223,23 @@ def build_parser() -> argparse.ArgumentParser:
     masks.add_argument("--sharp-iters", type=int, default=None, help="sharp-pass iterations (default 150)")
     masks.add_argument("--out", "-o", required=True, help="output folder")
     masks.set_defaults(func=cmd_masks)
+
+    summarize = sub.add_parser("summarize", help="stages 1-5: visual summaries of one class",
+                               description="Explain the images of one class (masks), propose, describe and match "
+                               "regions, and cluster them into visual summaries. Outputs and a resumable cache "
+                               "go to the run folder; rerunning the same command reuses finished stages.")
+    summarize.add_argument("images", help="image folder (one class), or an image file")
+    _add_model_options(summarize)
+    summarize.add_argument("--target", "-t", default=None,
+                           help="class index or name (default: each image's top-1 class)")
+    summarize.add_argument("--out", "-o", required=True, help="run folder")
+    summarize.add_argument("--smooth-iters", type=int, default=None, help="smooth-pass iterations (default 300)")
+    summarize.add_argument("--sharp-iters", type=int, default=None, help="sharp-pass iterations (default 150)")
+    summarize.add_argument("--proposals", type=int, default=500, help="selective-search proposals per image (default 500)")
+    summarize.add_argument("--batch-size", type=int, default=8, help="images optimised together in stage 1 (default 8)")
+    summarize.add_argument("--seed", type=int, default=0, help="seed of stage 1 and of the proposal ranking")
+    summarize.add_argument("--force", action="store_true", help="recompute every stage, ignoring the cache")
+    summarize.set_defaults(func=cmd_summarize)
 
     evalflow = sub.add_parser("eval-flow", help="keypoint PCK of the dense flow (PF-WILLOW style benchmark)",
                               description="For every ordered pair of images within each class, transfer A's "
