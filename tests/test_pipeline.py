@@ -91,13 +91,10 @@ def stub(monkeypatch):
 @pytest.fixture(scope="module")
 def clean_run(photos, tmp_path_factory):
     """One uninterrupted run (stage 1 faked), shared by the tests that compare against it."""
-    mp = pytest.MonkeyPatch()
-    mp.setattr(pipeline, "compute_masks", fake_masks("blob"))
-    try:
-        out = tmp_path_factory.mktemp("clean")
-        yield run_class(photos, StubClassifier(), target=0, out=out, config=CONFIG, progress=False)
-    finally:
-        mp.undo()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pipeline, "compute_masks", fake_masks("blob"))
+        return run_class(photos, StubClassifier(), target=0, out=tmp_path_factory.mktemp("clean"), config=CONFIG,
+                         progress=False)
 
 
 def read_json(path: Path) -> dict:
@@ -254,3 +251,20 @@ def test_lazy_api_does_not_import_torch_on_import():
 
     code = "import sys, vsum; assert 'torch' not in sys.modules; assert callable(vsum.summarize_images)"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_real_stage1_end_to_end(photos, lite0, tmp_path):
+    """Stage 1 with the real model (1 + 1 iterations): masks and images share the model grid."""
+    two = sorted(photos.glob("*.jpg"))[:2]
+    config = PipelineConfig(masks=MaskConfig().with_iterations(1, 1), proposals=ProposalConfig(num=30),
+                            summary_cell=64)
+    run = run_class(two, lite0, target=None, out=tmp_path, config=config, progress=False)
+    result = read_json(tmp_path / "result.json")
+    assert result["image_side"] == lite0.input_size and result["counts"]["images"] == 2
+    assert result["status"] in ("ok", "no_summaries") and (result["status"] == "ok") == (result["reason"] is None)
+    assert len(list((tmp_path / "masks" / "masks").glob("*_sharp.png"))) == result["counts"]["images_kept"]
+    with np.load(tmp_path / "masks" / "saliency.npz") as saliency:
+        assert len(saliency.files) == result["counts"]["images_kept"]
+        for key in saliency.files:
+            assert saliency[key].shape == (lite0.input_size, lite0.input_size)
+    assert run.reused == []

@@ -28,8 +28,9 @@ run killed in stage 4 resumes at stage 4; ``force=True`` recomputes all.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
+import os
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,7 +40,7 @@ import numpy as np
 
 from . import VsumError
 from .features import describe
-from .io import ImageSkip, atomic_write_bytes, atomic_write_json, list_images, read_image
+from .io import ImageSkip, atomic_write_json, list_images, read_image
 from .masks import MaskConfig, compute_masks, unique_stems, write_mask_outputs
 from .pairs import AllPairsResult, all_pairs
 from .proposals import selective_search
@@ -180,9 +181,17 @@ def _file_digest(path: Path) -> str:
 
 
 def _save_npz(path: Path, arrays: dict) -> None:
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    atomic_write_bytes(path, buffer.getvalue())
+    """``np.savez`` streamed to a temporary file beside ``path``, then renamed into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def _load_npz(path: Path) -> dict:
@@ -608,14 +617,17 @@ def run_class(images, classifier, target: int | None = None, out: str | Path = "
     config_hash = _hash(resolved)
     atomic_write_json(out / "config.json", {"hash": config_hash, "config": resolved})
     h_masks = _hash([resolved["model"], resolved["weights"], target, side, resolved["images"], resolved["masks"]])
-    h_props = _hash([h_masks, resolved["proposals"]])
+    stages = _Stages(out, force)
+    records, kept, saliency = _stage_masks(paths, classifier, target, config, out, stages, h_masks, progress)
+    # later stages depend on stage 1's actual outcome (which images, which masks), not only on its settings
+    outcome = hashlib.sha1(json.dumps(kept).encode())
+    for sal in saliency:
+        outcome.update(np.ascontiguousarray(sal).tobytes())
+    h_props = _hash([h_masks, outcome.hexdigest(), resolved["proposals"]])
     h_desc = _hash([h_props, "describe"])
     s = config.summary
     h_pairs = _hash([h_desc, s.valid_coverage, s.redundancy_topk, s.lom_order])
     h_summ = _hash([h_pairs, resolved["summary"], config.summary_cell])
-
-    stages = _Stages(out, force)
-    records, kept, saliency = _stage_masks(paths, classifier, target, config, out, stages, h_masks, progress)
     kept_names = [names[i] for i in kept]
     grid = []
     for i in kept:
