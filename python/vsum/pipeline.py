@@ -500,6 +500,10 @@ def _summary_entries(summary: SummaryResult, names: list[str]) -> list[dict]:
     return entries
 
 
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
 def _render(summary: SummaryResult, crops: list, images: list, masks: list, names: list[str], out: Path,
             cell: int) -> list[str]:
     """Summary grids, crop strips and per-cluster debugging overviews; returns the written paths."""
@@ -516,8 +520,7 @@ def _render(summary: SummaryResult, crops: list, images: list, masks: list, name
             continue
         shown = [p for p in members if c.member_kept[p]]
         views = [member_view(images[int(c.images[p])], masks[int(c.images[p])], c.boxes[p]) for p in shown]
-        grid_labels = [f"{labels[p]}\nsim {c.similarity[p]:.2f} ssim {_member_ssim(c.ssim, p) or float('nan'):.2f}"
-                       for p in shown]
+        grid_labels = [f"{labels[p]}\nsim {c.similarity[p]:.2f} ssim {_fmt(_member_ssim(c.ssim, p))}" for p in shown]
         grid = summary_grid(views, cell=(cell, cell), labels=grid_labels, highlight_first=shown[0] == 0)
         save_png(out / "summaries" / f"summary_{k}.png", grid)
         save_png(out / "summaries" / f"summary_{k}_strip.png", crop_strip([crops[cid][p] for p in shown]))
@@ -527,15 +530,14 @@ def _render(summary: SummaryResult, crops: list, images: list, masks: list, name
 
 
 def _stage_summaries(images, masks, boxes, descriptors, pairs, names, config: PipelineConfig, out, stages, digest):
-    manifest = stages.cached("summaries", digest)
-    if manifest is not None:
-        return manifest["clusters"], None
+    if stages.cached("summaries", digest) is not None:
+        return json.loads((out / "clusters.json").read_text(encoding="utf-8")), None
     t0 = time.perf_counter()
     summary, crops = summarize_from_pairs(images, masks, boxes, descriptors, pairs, config.summary)
     clusters = {"images": names, **summary.to_dict(), "summary_entries": _summary_entries(summary, names)}
     atomic_write_json(out / "clusters.json", clusters)
     written = _render(summary, crops, images, masks, names, out, config.summary_cell)
-    stages.done("summaries", digest, ["clusters.json", *written], time.perf_counter() - t0, clusters=clusters)
+    stages.done("summaries", digest, ["clusters.json", *written], time.perf_counter() - t0)
     return clusters, summary
 
 
