@@ -179,6 +179,15 @@ def test_resume_after_kill_in_stage4(photos, clean_run, tmp_path, monkeypatch):
                            summary=pipeline.SummaryConfig(preference_factor=1.0))
     changed = run_class(photos, StubClassifier(), target=0, out=out, config=other, progress=False)
     assert changed.reused == ["masks", "proposals", "descriptors", "pairs"]
+    # killed while stage 5 recomputes: its stale manifest is gone, so nothing half-written is trusted
+    real_stage5 = pipeline.summarize_from_pairs
+    monkeypatch.setattr(pipeline, "summarize_from_pairs", killed)
+    assert run_class(photos, StubClassifier(), target=0, out=out, config=other, progress=False).reused == list(
+        pipeline.STAGES)  # same settings: stage 5 reused, not started
+    with pytest.raises(KeyboardInterrupt):
+        run_class(photos, StubClassifier(), target=0, out=out, config=CONFIG, progress=False)
+    assert not (out / "stages" / "summaries.json").exists()
+    monkeypatch.setattr(pipeline, "summarize_from_pairs", real_stage5)
     forced = run_class(photos, StubClassifier(), target=0, out=out, config=CONFIG, force=True, progress=False)
     assert forced.reused == [] and len(masks_calls) == 2 and len(ss_calls) == 8
     assert forced.summaries == clean_run.summaries

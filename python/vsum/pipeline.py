@@ -49,7 +49,8 @@ from .summarize import (Cluster, SummaryConfig, SummaryResult, _Warper, cluster,
                         cluster_score, prune_redundant, pruning_scores, select_summaries, similarity_matrix,
                         valid_proposals)
 
-__all__ = ["PipelineConfig", "ProposalConfig", "RunResult", "STAGES", "run_class", "summarize_images"]
+__all__ = ["PipelineConfig", "ProposalConfig", "RunResult", "STAGES", "model_grid_image", "run_class",
+           "summarize_from_pairs", "summarize_images"]
 
 STAGES = ("masks", "proposals", "descriptors", "pairs", "summaries")
 
@@ -208,15 +209,22 @@ class _Stages:
         self.seconds: dict[str, float] = {}
 
     def cached(self, name: str, digest: str) -> dict | None:
-        """The manifest of ``name`` when it can be reused, else None."""
+        """The manifest of ``name`` when it can be reused, else None.
+
+        A manifest that cannot be reused is deleted before the stage
+        recomputes, so that outputs overwritten by a recomputation killed
+        half-way are never trusted under the old hash.
+        """
         path = self.out / "stages" / f"{name}.json"
-        if self.force or not path.is_file():
-            return None
-        try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        if manifest.get("hash") != digest or not all((self.out / p).exists() for p in manifest.get("outputs", [])):
+        manifest = None
+        if not self.force and path.is_file():
+            try:
+                manifest = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                manifest = None
+        if manifest is None or manifest.get("hash") != digest or not all(
+                (self.out / p).exists() for p in manifest.get("outputs", [])):
+            path.unlink(missing_ok=True)
             return None
         self.reused.append(name)
         self.seconds[name] = float(manifest.get("seconds", 0.0))
