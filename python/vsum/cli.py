@@ -102,6 +102,15 @@ def cmd_masks(args) -> int:
     return 0
 
 
+def _skip_reasons(skipped: list[dict]) -> str:
+    """``"3 misclassified, 1 empty file"``: skipped images counted by reason (details in parentheses dropped)."""
+    reasons: dict[str, int] = {}
+    for item in skipped:
+        reason = item["reason"].split(" (")[0]
+        reasons[reason] = reasons.get(reason, 0) + 1
+    return ", ".join(f"{n} {r}" for r, n in reasons.items())
+
+
 def _masks_paragraph(run, result, classifier, target, out) -> str:
     counts = result["counts"]
     what = f"class {target} '{classifier.class_name(target)}'" if target is not None else "each image's top-1 class"
@@ -112,11 +121,7 @@ def _masks_paragraph(run, result, classifier, target, out) -> str:
         text += (f" Sharp masks: mean drop {sharp['drop']:.3f}, mean salient area {sharp['area']:.3f}, "
                  f"mean crisp {sharp['crisp']:.3f}.")
     if counts["skipped"]:
-        reasons: dict[str, int] = {}
-        for item in result["skipped"]:
-            reason = item["reason"].split(" (")[0]
-            reasons[reason] = reasons.get(reason, 0) + 1
-        text += " Skipped " + ", ".join(f"{n} {r}" for r, n in reasons.items()) + " (see metrics.csv)."
+        text += f" Skipped {_skip_reasons(result['skipped'])} (see metrics.csv)."
     return text + f" Outputs in {out}/ (masks/, metrics.csv, result.json)."
 
 
@@ -154,11 +159,7 @@ def _summarize_paragraph(result: dict, classifier, out) -> str:
             f"{c.get('proposals', 0)} proposals, {c.get('valid', 0)} valid, {c.get('kept', 0)} kept after pruning; "
             f"{c.get('clusters', 0)} clusters, {c.get('summaries', 0)} summaries.")
     if result["skipped"]:
-        reasons: dict[str, int] = {}
-        for item in result["skipped"]:
-            reason = item["reason"].split(" (")[0]
-            reasons[reason] = reasons.get(reason, 0) + 1
-        text += " Skipped " + ", ".join(f"{n} {r}" for r, n in reasons.items()) + "."
+        text += f" Skipped {_skip_reasons(result['skipped'])}."
     if result["reason"]:
         text += f" No summaries: {result['reason']}."
     stages = ", ".join(f"{name} {t[name]:.1f} s" + (" (cached)" if name in result["reused"] else "")

@@ -45,9 +45,7 @@ from .masks import MaskConfig, compute_masks, unique_stems, write_mask_outputs
 from .pairs import AllPairsResult, all_pairs
 from .proposals import selective_search
 from .render import cluster_overview, crop_strip, member_view, save_png, summary_grid
-from .summarize import (Cluster, SummaryConfig, SummaryResult, _Warper, cluster, cluster_members, cluster_quality,
-                        cluster_score, prune_redundant, pruning_scores, select_summaries, similarity_matrix,
-                        valid_proposals)
+from .summarize import SummaryConfig, SummaryResult, summarize_class, valid_proposals
 
 __all__ = ["PipelineConfig", "ProposalConfig", "RunResult", "STAGES", "model_grid_image", "run_class",
            "summarize_from_pairs", "summarize_images"]
@@ -354,34 +352,13 @@ def _stage_pairs(boxes, descriptors, valid, config: SummaryConfig, out, stages, 
     return _load_pairs(out / "similarity.npz")
 
 
-class _CropRecorder:
-    """Wraps ``warp_member``; keeps each warped member's crop at the current exemplar box (for the strips)."""
-
-    def __init__(self, warp):
-        self.warp = warp
-        self.box = None
-        self.crops: list = []
-
-    def __call__(self, e: int, m: int) -> np.ndarray:
-        warped = self.warp(e, m)
-        self.crops.append(_crop(warped, self.box))
-        return warped
-
-
-def _crop(image: np.ndarray, box) -> np.ndarray:
-    h, w = image.shape[:2]
-    x1, y1, x2, y2 = (int(v) for v in box)
-    x1, y1, x2, y2 = max(0, x1), max(0, y1), min(w - 1, x2), min(h - 1, y2)
-    return np.ascontiguousarray(image[y1:y2 + 1, x1:x2 + 1])
-
-
 def summarize_from_pairs(images, masks, boxes, descriptors, pairs: AllPairsResult | None,
                          config: SummaryConfig) -> tuple[SummaryResult, list]:
     """Stage 5 of :func:`vsum.summarize.summarize_class` from a stored stage-4 result.
 
-    The same steps, in the same order, as ``summarize_class`` after its
-    all-pairs call (the pipeline computes and stores that call as stage 4):
-    the two give identical results (tested).
+    :func:`vsum.summarize.summarize_class` given the stored all-pairs result
+    (the pipeline computes and stores that call as stage 4), collecting the
+    exemplar-aligned crops of every cluster for the strips.
 
     Parameters
     ----------
@@ -401,84 +378,8 @@ def summarize_from_pairs(images, masks, boxes, descriptors, pairs: AllPairsResul
         The members' images warped onto the exemplar image, cut to the
         exemplar's box (the exemplar's own crop first).
     """
-    cfg = config
-    n = len(images)
-    timings: dict = {}
-    t0 = time.perf_counter()
-    valid = [valid_proposals(m, b, cfg.valid_coverage) for m, b in zip(masks, boxes)]
-    timings["valid"] = time.perf_counter() - t0
-    counts = {"images": n, "proposals": int(sum(len(b) for b in boxes)), "valid": int(sum(v.sum() for v in valid)),
-              "kept": 0, "clusters": 0, "clusters_scored": 0, "clusters_kept": 0, "summaries": 0}
-    result = SummaryResult(cfg, n, valid, [np.full(len(b), np.nan) for b in boxes],
-                           [np.zeros(0, np.int64) for _ in range(n)], counts=counts, timings=timings)
-    if n < 2:
-        result.reason = f"stage 5 needs at least 2 images; got {n}"
-        return result, []
-    if counts["valid"] == 0 or pairs is None:
-        result.reason = (f"no valid proposal: no box of any image is more than {cfg.valid_coverage:.0%} "
-                         f"inside its mask")
-        return result, []
-    timings["pairs"] = float(pairs.seconds)
-
-    t0 = time.perf_counter()
-    for i in range(n):
-        result.scores[i][pairs.rows[i]] = pruning_scores(pairs.topk_scores[i], pairs.topk_image[i])
-        result.kept[i] = prune_redundant(boxes[i], valid[i], np.nan_to_num(result.scores[i]),
-                                         cfg.redundancy_overlap, cfg.redundancy_area_ratio)
-    counts["kept"] = int(sum(len(k) for k in result.kept))
-    timings["prune"] = time.perf_counter() - t0
-    if sum(len(k) > 0 for k in result.kept) < 2:
-        result.reason = "valid proposals in only one image: no cross-image cluster possible"
-        return result, []
-
-    t0 = time.perf_counter()
-    s, image, index = similarity_matrix(pairs, result.kept)
-    clus = cluster(s, cfg)
-    timings["cluster"] = time.perf_counter() - t0
-    result.ap_converged, result.ap_iterations, result.preference = clus.converged, clus.n_iter, clus.preference
-    if clus.note:
-        result.notes.append(clus.note)
-    counts["clusters"] = clus.n_clusters
-    if clus.n_clusters == 0:
-        result.reason = clus.note
-        return result, []
-
-    from .boxes import get_num_threads
-
-    t0 = time.perf_counter()
-    warper = _Warper(images, boxes, list(descriptors), cfg, workers=get_num_threads())
-    recorder = _CropRecorder(warper)
-    exemplars = np.sort(clus.exemplars)
-    chosen = [cluster_members(s, clus.labels, image, int(e), cfg.max_members) for e in exemplars]
-    ssims, scores, crops = [], [], []
-    for e, (members, sim) in zip(exemplars, chosen):
-        if warper.exemplar != image[e]:
-            group = [image[mm[1:]] for ee, (mm, _) in zip(exemplars, chosen) if image[ee] == image[e]]
-            warper.prefetch(int(image[e]), np.concatenate(group).tolist())
-        e_box = boxes[int(image[e])][int(index[e])]
-        recorder.box, recorder.crops = e_box, [_crop(np.asarray(images[int(image[e])]), e_box)]
-        ssim = cluster_quality(images, members, image, index, boxes, recorder, win_size=cfg.ssim_win_size,
-                               gaussian_weights=cfg.ssim_gaussian_weights)
-        crops.append(recorder.crops)
-        ssims.append(ssim)
-        scores.append(cluster_score(ssim))
-        result.clusters.append(Cluster(
-            exemplar_image=int(image[e]), exemplar_index=int(index[e]), size=int((clus.labels == clus.labels[e]).sum()),
-            images=image[members], indices=index[members],
-            boxes=np.stack([boxes[int(image[p])][int(index[p])] for p in members]).astype(np.int32),
-            similarity=sim, ssim=ssim, score=scores[-1]))
-    reference, cl_kept, mem_kept = select_summaries(scores, ssims, cfg)
-    timings["quality"] = time.perf_counter() - t0
-    result.reference = reference
-    for c, k, mk in zip(result.clusters, cl_kept, mem_kept):
-        c.kept, c.member_kept = bool(k), mk
-    counts["clusters_scored"] = int(np.sum(~np.isnan(scores)))
-    counts["clusters_kept"] = int(cl_kept.sum())
-    counts["summaries"] = len(result.summaries)
-    if counts["clusters_scored"] == 0:
-        result.reason = "no cluster has members from two images"
-    elif counts["summaries"] == 0:
-        result.reason = "every cluster was rejected by the SSIM rules"
+    crops: list = []
+    result = summarize_class(images, masks, boxes, descriptors, config, pairs=pairs, crops=crops)
     return result, crops
 
 

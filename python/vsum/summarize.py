@@ -977,8 +977,23 @@ class _Warper:
         return self.cache[(e, m)]
 
 
+class _CropRecorder:
+    """Wraps ``warp_member``; keeps each warped member's crop at the current exemplar box (for the strips)."""
+
+    def __init__(self, warp):
+        self.warp = warp
+        self.box = None
+        self.crops: list = []
+
+    def __call__(self, e: int, m: int) -> np.ndarray:
+        warped = self.warp(e, m)
+        self.crops.append(np.ascontiguousarray(_crop(np.asarray(warped), self.box)))
+        return warped
+
+
 def summarize_class(images, masks, boxes, descriptors, config: SummaryConfig | None = None, *,
-                    warp_member: Callable | None = None, progress: bool = False) -> SummaryResult:
+                    warp_member: Callable | None = None, progress: bool = False, pairs=None,
+                    crops: list | None = None) -> SummaryResult:
     """Stage 5 for the images of one class: masks + proposals -> visual summaries.
 
     Parameters
@@ -1002,6 +1017,15 @@ def summarize_class(images, masks, boxes, descriptors, config: SummaryConfig | N
         :func:`vsum.flow.warp`), computed once per image pair.
     progress : bool, default False
         Progress bars (tqdm, when installed) for the all-pairs matching.
+    pairs : vsum.pairs.AllPairsResult, optional
+        A stored stage-4 result to use instead of matching again: it must be
+        ``all_pairs(boxes, descriptors, rows=valid, topk=redundancy_topk,
+        order=lom_order)`` with blocks, ``valid`` the proposals of step 1
+        (the pipeline stores it so that a resumed run skips stage 4).
+    crops : list, optional
+        When given, receives one list per cluster (in ``result.clusters``
+        order): the exemplar's crop and then each other member's image warped
+        onto the exemplar image and cut to the exemplar's box, (h, w, 3) uint8.
 
     Returns
     -------
@@ -1052,9 +1076,14 @@ def summarize_class(images, masks, boxes, descriptors, config: SummaryConfig | N
         return result
 
     t0 = time.perf_counter()
-    pairs = all_pairs(bxs, list(descriptors), rows=valid, topk=cfg.redundancy_topk, order=cfg.lom_order,
-                      progress=progress)
-    timings["pairs"] = time.perf_counter() - t0
+    if pairs is None:
+        pairs = all_pairs(bxs, list(descriptors), rows=valid, topk=cfg.redundancy_topk, order=cfg.lom_order,
+                          progress=progress)
+        timings["pairs"] = time.perf_counter() - t0
+    else:
+        if len(pairs.rows) != n or any(not np.array_equal(r, np.flatnonzero(v)) for r, v in zip(pairs.rows, valid)):
+            raise ValueError("pairs must be all_pairs(..., rows=<the valid proposals of step 1>) of these images")
+        timings["pairs"] = float(pairs.seconds)
 
     t0 = time.perf_counter()
     for i in range(n):
@@ -1087,6 +1116,7 @@ def summarize_class(images, masks, boxes, descriptors, config: SummaryConfig | N
 
         warper = _Warper(imgs, bxs, list(descriptors), cfg, workers=get_num_threads())
     warp_fn = warper if warper is not None else warp_member
+    recorder = _CropRecorder(warp_fn) if crops is not None else None
     exemplars = np.sort(clus.exemplars)
     chosen = [cluster_members(s, clus.labels, image, int(e), cfg.max_members) for e in exemplars]
     ssims, scores = [], []
@@ -1094,8 +1124,13 @@ def summarize_class(images, masks, boxes, descriptors, config: SummaryConfig | N
         if warper is not None and warper.exemplar != image[e]:
             group = [image[mm[1:]] for ee, (mm, _) in zip(exemplars, chosen) if image[ee] == image[e]]
             warper.prefetch(int(image[e]), np.concatenate(group).tolist())
-        ssim = cluster_quality(imgs, members, image, index, bxs, warp_fn, win_size=cfg.ssim_win_size,
+        if recorder is not None:
+            e_box = bxs[int(image[e])][int(index[e])]
+            recorder.box, recorder.crops = e_box, [np.ascontiguousarray(_crop(np.asarray(imgs[int(image[e])]), e_box))]
+        ssim = cluster_quality(imgs, members, image, index, bxs, recorder or warp_fn, win_size=cfg.ssim_win_size,
                                gaussian_weights=cfg.ssim_gaussian_weights)
+        if recorder is not None:
+            crops.append(recorder.crops)
         ssims.append(ssim)
         scores.append(cluster_score(ssim))
         result.clusters.append(Cluster(
