@@ -7,6 +7,7 @@
     3 descriptors  vsum.features.describe              -> descriptors.npz
     4 pairs        vsum.pairs.all_pairs (LOM)          -> similarity.npz
     5 summaries    steps 2-6 of vsum.summarize + render -> clusters.json, summaries/*.png
+      report       vsum.report.write_report             -> report.html (self-contained page)
 
 and writes ``config.json`` (the resolved configuration and its hash) and
 ``result.json`` (counts, timings, summaries, skipped images) into the run
@@ -575,10 +576,27 @@ def run_class(images, classifier, target: int | None = None, out: str | Path = "
                     for r in records if r["status"] != "ok"],
         "outputs": {"config": "config.json", "masks": "masks/", "metrics": "masks/metrics.csv",
                     "proposals": "proposals.npz", "descriptors": "descriptors.npz", "similarity": "similarity.npz",
-                    "clusters": "clusters.json", "summaries": "summaries/", "debug": "summaries/debug/"},
+                    "clusters": "clusters.json", "summaries": "summaries/", "debug": "summaries/debug/",
+                    "report": "report.html"},
     }
     atomic_write_json(out / "result.json", result)
+    _write_report(out, result)
     return RunResult(out, result, summary, [paths[i] for i in kept], list(stages.reused))
+
+
+def _write_report(out: Path, result: dict) -> None:
+    """``report.html`` (vsum.report); a failure is warned about and noted in result.json, never raised."""
+    import warnings
+
+    try:
+        from .report import write_report
+
+        write_report(out)
+    except Exception as exc:  # noqa: BLE001 - the run's outputs matter more than its report
+        result["outputs"].pop("report", None)
+        result.setdefault("notes", []).append(f"report.html not written: {type(exc).__name__}: {exc}")
+        warnings.warn(f"vsum: report.html not written for {out}: {exc}", RuntimeWarning, stacklevel=3)
+        atomic_write_json(out / "result.json", result)
 
 
 def summarize_images(images, model="efficientnet_lite0", target: int | None = None, out: str | Path = "run",
