@@ -32,7 +32,7 @@ THUMB_SIDE = 96
 """Longest side in pixels of the mask thumbnails."""
 
 DEBUG_SIDE = 640
-"""Longest side in pixels of the inlined debugging overviews (clusters before filtering)."""
+"""Longest side in pixels of the inlined debugging overviews (clusters before filtering, 256-colour PNG)."""
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:1200px}
@@ -42,8 +42,8 @@ td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left;vertical-align:mid
 th{background:#f2f2f2}.num{text-align:right;font-variant-numeric:tabular-nums}
 .reason{background:#fff3cd;border:2px solid #d39e00;padding:1em;font-size:1.15em;font-weight:bold}
 .summary{margin-bottom:2em}.summary img{max-width:100%;display:block;margin:.3em 0}
-img.thumb{width:auto;height:auto;image-rendering:pixelated}
-.muted{color:#777}details{margin:1em 0}summary{cursor:pointer;font-weight:bold}
+img.thumb{width:56px;height:auto;display:inline-block;margin-right:2px}.thumbs{white-space:nowrap}
+.muted{color:#777}.wide{overflow-x:auto}details{margin:1em 0}summary{cursor:pointer;font-weight:bold}
 """
 
 
@@ -61,25 +61,32 @@ def _num(value, digits: int = 3) -> str:
         return _e(value)
 
 
-def _png_uri(path: Path, max_side: int | None = None) -> str | None:
-    """``data:image/png;base64,...`` of a PNG file, downscaled to ``max_side`` when larger; None when unreadable."""
+def _png_uri(path: Path, max_side: int | None = None, palette: bool = False) -> str | None:
+    """``data:image/png;base64,...`` of a PNG file; None when unreadable.
+
+    ``max_side`` downscales an image whose longest side is larger;
+    ``palette`` re-encodes an RGB image with 256 adaptive colours (about 3x
+    smaller for photographs).  Without either the file's bytes are inlined.
+    """
     try:
         data = path.read_bytes()
-        if max_side is not None:
+        if max_side is not None or palette:
             with Image.open(io.BytesIO(data)) as img:
-                if max(img.size) > max_side:
-                    img = img.copy()
-                    img.thumbnail((max_side, max_side), Image.BILINEAR)
-                    buffer = io.BytesIO()
-                    img.save(buffer, format="PNG", optimize=True)
-                    data = buffer.getvalue()
+                img = img.copy()
+            if max_side is not None and max(img.size) > max_side:
+                img.thumbnail((max_side, max_side), Image.BILINEAR)
+            if palette and img.mode == "RGB":
+                img = img.quantize(256)
+            buffer = io.BytesIO()
+            img.save(buffer, format="PNG", optimize=True)
+            data = buffer.getvalue()
     except (OSError, ValueError):
         return None
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
-def _img(path: Path, alt: str, cls: str, max_side: int | None = None) -> str:
-    uri = _png_uri(path, max_side)
+def _img(path: Path, alt: str, cls: str, max_side: int | None = None, palette: bool = False) -> str:
+    uri = _png_uri(path, max_side, palette)
     if uri is None:
         return f'<span class="muted">(missing image: {_e(alt)})</span>'
     return f'<img class="{_e(cls)}" src="{uri}" alt="{_e(alt)}">'
@@ -157,7 +164,7 @@ def _timings(result: dict) -> str:
              f'<span class="num">{_num(v, 2)}</span>'] for k, v in timings.items()]
     counts = result.get("counts") or {}
     count_rows = [[_e(k), f'<span class="num">{_e(v)}</span>'] for k, v in counts.items()]
-    return ("<h2>Stages</h2><div style=\"display:flex;gap:2em;flex-wrap:wrap\">"
+    return ("<h2>Stages</h2><div style=\"display:flex;gap:2em;flex-wrap:wrap;align-items:flex-start\">"
             + _table(["stage", "seconds"], rows) + _table(["count", "value"], count_rows) + "</div>")
 
 
@@ -183,8 +190,10 @@ def _metrics(run: Path) -> str:
             path = mask_dir / f"{stem}_{kind}.png"
             if path.is_file():
                 thumbs.append(_img(path, f"{stem} {kind} mask", "thumb", THUMB_SIDE))
-        html_rows.append([" ".join(thumbs) or '<span class="muted">-</span>'] + [_e(c) for c in row])
-    return f"<h2>Per-image metrics ({len(rows)})</h2>" + _table(["masks (smooth, sharp)", *header], html_rows)
+        cell = f'<span class="thumbs">{"".join(thumbs)}</span>' if thumbs else '<span class="muted">-</span>'
+        html_rows.append([cell] + [_e(c) for c in row])
+    return (f"<h2>Per-image metrics ({len(rows)})</h2><div class=\"wide\">"
+            + _table(["masks (smooth, sharp)", *header], html_rows) + "</div>")
 
 
 def _debug(run: Path) -> str:
@@ -195,7 +204,7 @@ def _debug(run: Path) -> str:
     paths = sorted((run / "summaries" / "debug").glob("cluster_*.png"), key=key)
     if not paths:
         return ""
-    figures = "".join(f"<figure><figcaption>{_e(p.stem)}</figcaption>{_img(p, p.stem, 'debug', DEBUG_SIDE)}</figure>"
+    figures = "".join(f"<figure><figcaption>{_e(p.stem)}</figcaption>{_img(p, p.stem, 'debug', DEBUG_SIDE, palette=True)}</figure>"
                       for p in paths)
     return (f"<details><summary>Clusters before filtering ({len(paths)}, debugging overviews)</summary>"
             f"{figures}</details>")
