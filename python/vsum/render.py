@@ -681,14 +681,9 @@ def save_png(path: str | os.PathLike, rgb) -> Path:
     ValueError
         Not a non-empty uint8 ``(H, W, 3)`` or ``(H, W)`` array.
     """
-    try:
-        arr = np.asarray(rgb)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"rgb must be a uint8 array of shape (H, W, 3) or (H, W); could not convert it: {exc}") from None
-    if arr.dtype != np.uint8:
-        raise ValueError(f"rgb must have dtype uint8; got {arr.dtype}")
-    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 3)) or arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"rgb must be a non-empty (H, W, 3) or (H, W) array; got shape {arr.shape}")
+    arr = _as_rgb(rgb, "rgb")
+    if np.ndim(rgb) == 2:  # grey stays a one-channel PNG
+        arr = np.ascontiguousarray(arr[:, :, 0])
     path = Path(path)
     atomic_write_png(path, arr)
     return path
