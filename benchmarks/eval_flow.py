@@ -37,7 +37,6 @@ def _variants(quick: bool):
 
 def main(argv=None) -> int:
     from vsum import evaluate as ev
-    from vsum import flow as vf
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     data = Path(os.environ.get("VSUM_DATA", HERE.parent.parent / "shared" / "data"))
@@ -62,14 +61,10 @@ def main(argv=None) -> int:
     runs = []
     for label, config_kw, match_kw in _variants(args.quick):
         config = ev.FlowEvalConfig(**config_kw)
-        flow_fn = None
-        if match_kw:
-            def flow_fn(a, b, method, match_kw=match_kw, fill=config.fill):
-                scores = a.weights @ b.descriptors.T
-                scores += a.bias[:, None]
-                scores = scores.clip(min=0)
-                conf = vf.match(a.boxes, b.boxes, scores, method, **match_kw)
-                return vf.dense_flow(a.rgb, b.rgb, a.boxes, b.boxes, conf, fill=fill)
+
+        def flow_fn(a, b, method, match_kw=match_kw, fill=config.fill):
+            return ev.pair_flow(a, b, method, fill, **match_kw)
+
         t0 = time.perf_counter()
         result = ev.evaluate_flow(args.dataset, config, progress=False, flow_fn=flow_fn)
         print(f"{label}: {json.dumps(result['mean'])} ({time.perf_counter() - t0:.0f} s)", flush=True)

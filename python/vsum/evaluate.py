@@ -261,17 +261,17 @@ def prepare_image(rgb: np.ndarray, num_proposals: int = 500, seed: int = 0, scal
     return PreparedImage(rgb=rgb, boxes=boxes, descriptors=desc, weights=w, bias=bias, scale=scale)
 
 
-def pair_flow(a: PreparedImage, b: PreparedImage, method: str, fill="fgs") -> tuple[np.ndarray, np.ndarray]:
-    """Dense flow A -> B: appearance, matching (``method``), dense field; (vx, vy) float32 (Ha, Wa)."""
+def pair_flow(a: PreparedImage, b: PreparedImage, method: str, fill="fgs",
+              order: str = "sequential") -> tuple[np.ndarray, np.ndarray]:
+    """Dense flow A -> B: appearance, matching (``method``, LOM ``order``), dense field; (vx, vy) float32 (Ha, Wa)."""
+    from .features import whitened_scores
     from .flow import dense_flow, match
 
     if fill == "sd":
         from .reference.sd_filter import sd_fill as fill
-    scores = a.weights @ b.descriptors.T
-    scores += a.bias[:, None]
-    np.maximum(scores, 0.0, out=scores)
+    scores = whitened_scores(a.weights, a.bias, b.descriptors)
     shape = (max(a.rgb.shape[0], b.rgb.shape[0]), max(a.rgb.shape[1], b.rgb.shape[1]))
-    conf = match(a.boxes, b.boxes, scores, method, image_shape=shape)
+    conf = match(a.boxes, b.boxes, scores, method, image_shape=shape, order=order)
     return dense_flow(a.rgb, b.rgb, a.boxes, b.boxes, conf, fill=fill)
 
 

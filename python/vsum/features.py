@@ -65,6 +65,7 @@ __all__ = [
     "load_stats",
     "whitening_model",
     "whiten",
+    "whitened_scores",
 ]
 
 #: The background statistics shipped with the package.
@@ -412,9 +413,30 @@ def appearance(desc_a, desc_b, *, ridge: float = DEFAULT_RIDGE, stats_path=None)
         return _appearance_torch(desc_a, desc_b, model)
     b = _as_descriptors(desc_b, "desc_b")
     w, bias = whiten(desc_a, ridge=ridge, stats_path=stats_path)
-    if w.shape[0] == 0 or b.shape[0] == 0:
-        return np.zeros((w.shape[0], b.shape[0]), np.float32)
-    scores = w @ b.T
-    scores += bias[:, None]
-    np.maximum(scores, 0.0, out=scores)
-    return scores
+    return whitened_scores(w, bias, b)
+
+
+def whitened_scores(w: np.ndarray, bias: np.ndarray, desc_b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``max(0, w @ desc_b.T + bias[:, None])``: :func:`appearance` from already whitened descriptors.
+
+    For callers that score one image against many (whiten it once with
+    :func:`whiten`).  Inputs are used as given (not validated): ``w`` (na,
+    1984) float32 and ``bias`` (na,) float32 from :func:`whiten`, ``desc_b``
+    (nb, 1984) float32 C-contiguous from :func:`describe`.  ``out``, when
+    given, is a float32 (na, nb) buffer that receives the scores.  The same
+    BLAS call as :func:`appearance`, so the scores are bit-identical.
+
+    Returns
+    -------
+    (na, nb) ndarray of float32 (``out`` when given).
+    """
+    na, nb = w.shape[0], desc_b.shape[0]
+    if out is None:
+        out = np.empty((na, nb), np.float32)
+    if na == 0 or nb == 0:
+        out[...] = 0.0
+        return out
+    np.matmul(w, desc_b.T, out=out)
+    out += bias[:, None]
+    np.maximum(out, 0.0, out=out)
+    return out

@@ -21,7 +21,7 @@ import numpy as np
 from ._arrays import as_boxes, check_not_degenerate
 from ._compiled import _core
 from .boxes import get_num_threads
-from .features import DEFAULT_RIDGE, _as_descriptors, whiten
+from .features import DEFAULT_RIDGE, _as_descriptors, whiten, whitened_scores
 from .flow import METHODS, match
 
 __all__ = ["AllPairsResult", "all_pairs"]
@@ -335,19 +335,13 @@ def all_pairs(
             t0 = time.perf_counter()
             w, bias = whiten(ds[i], ridge=ridge, stats_path=stats_path)
             timings["whiten"] += time.perf_counter() - t0
-            bias_col = bias[:, None]
             others = list(range(i if diagonal else i + 1, n_img))
             for start in range(0, len(others), workers):
                 t0 = time.perf_counter()
                 jobs = []
                 for slot, j in enumerate(others[start:start + workers]):
                     ni, nj = int(sizes[i]), int(sizes[j])
-                    app = bufs[slot][: ni * nj].reshape(ni, nj)
-                    if ni and nj:
-                        # Same BLAS call as vsum.features.appearance: bit-identical scores.
-                        np.matmul(w, ds[j].T, out=app)
-                        app += bias_col
-                        np.maximum(app, 0.0, out=app)
+                    app = whitened_scores(w, bias, ds[j], out=bufs[slot][: ni * nj].reshape(ni, nj))
                     jobs.append((i, j, app))
                 t1 = time.perf_counter()
                 confs = list(pool.map(run_match, jobs)) if pool is not None else [run_match(jobs[0])]

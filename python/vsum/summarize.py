@@ -945,13 +945,11 @@ class _Warper:
             self.whitened = whiten(self.descriptors[e])
 
     def _compute(self, e: int, m: int) -> np.ndarray:
-        from .features import _as_descriptors
+        from .features import _as_descriptors, whitened_scores
         from .flow import dense_flow, match, warp
 
         w, bias = self.whitened
-        app = w @ _as_descriptors(self.descriptors[m], f"descriptors[{m}]").T  # as vsum.features.appearance
-        app += bias[:, None]
-        np.maximum(app, 0.0, out=app)
+        app = whitened_scores(w, bias, _as_descriptors(self.descriptors[m], f"descriptors[{m}]"))
         conf = match(self.boxes[e], self.boxes[m], app, "lom", order=self.config.lom_order)
         vx, vy = dense_flow(self.images[e], self.images[m], self.boxes[e], self.boxes[m], conf,
                             fill=self.config.flow_fill)
