@@ -290,16 +290,6 @@ def _read(path: Path, max_side: int | None) -> tuple[np.ndarray, float]:
     return rgb, scale
 
 
-def _progress(total: int, enabled: bool, desc: str):
-    if not enabled:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover - tqdm is a dependency
-        return None
-    return tqdm(total=total, desc=desc, unit="pair", leave=False)
-
-
 def evaluate_flow(root, config: FlowEvalConfig | None = None, *, progress: bool = False,
                   flow_fn: Callable | None = None) -> dict:
     """PCK of the dense flow of every method on a keypoint dataset.
@@ -324,6 +314,8 @@ def evaluate_flow(root, config: FlowEvalConfig | None = None, *, progress: bool 
         ``mean`` (per method {alpha: mean over classes}); ``seconds``
         (``prepare`` for stages 2-3, per method, ``total``).
     """
+    from tqdm.auto import tqdm
+
     from .flow import transfer_points
 
     config = config or FlowEvalConfig()
@@ -342,7 +334,8 @@ def evaluate_flow(root, config: FlowEvalConfig | None = None, *, progress: bool 
         n = len(prepared)
         pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
         entry = {"name": cls.name, "images": n, "pairs": len(pairs), "methods": {}}
-        bar = _progress(len(pairs) * len(config.methods), progress, cls.name)
+        bar = tqdm(total=len(pairs) * len(config.methods), desc=cls.name, unit="pair", leave=False,
+                   disable=not progress)
         for method in config.methods:
             t1 = time.perf_counter()
             values, counted = [], 0
@@ -361,8 +354,7 @@ def evaluate_flow(root, config: FlowEvalConfig | None = None, *, progress: bool 
                 if count:
                     values.append(pck)
                     counted += count
-                if bar is not None:
-                    bar.update(1)
+                bar.update(1)
             seconds = time.perf_counter() - t1
             method_seconds[method] += seconds
             mean = np.mean(values, axis=0) if values else np.full(len(config.alphas), np.nan)
@@ -372,8 +364,7 @@ def evaluate_flow(root, config: FlowEvalConfig | None = None, *, progress: bool 
                 "keypoints_counted": counted,
                 "seconds": round(seconds, 3),
             }
-        if bar is not None:
-            bar.close()
+        bar.close()
         per_class.append(entry)
     means = {}
     for method in config.methods:

@@ -151,16 +151,6 @@ def _shape_for(image_shapes, i: int, j: int):
     return (max(hi, hj), max(wi, wj))
 
 
-def _progress_bar(total: int, enabled: bool):
-    if not enabled:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, unit="pair", desc="all pairs")
-
-
 def all_pairs(
     boxes,
     descriptors,
@@ -235,8 +225,7 @@ def all_pairs(
     ridge, stats_path
         Whitening parameters, as in :func:`vsum.features.whiten`.
     progress : bool, default False
-        Show a tqdm progress bar over the pairs when tqdm is installed
-        (silently none otherwise).
+        Show a tqdm progress bar over the pairs.
 
     Returns
     -------
@@ -320,7 +309,10 @@ def all_pairs(
     kept: dict | None = {} if blocks else None
     timings = dict.fromkeys(("whiten", "appearance", "match", "topk", "blocks", "callback"), 0.0)
     bufs = [np.empty(int(sizes.max(initial=0)) ** 2, np.float32) for _ in range(workers)]
-    bar = _progress_bar(n_img * (n_img + 1) // 2 if diagonal else n_img * (n_img - 1) // 2, progress)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=n_img * (n_img + 1) // 2 if diagonal else n_img * (n_img - 1) // 2, unit="pair",
+               desc="all pairs", disable=not progress)
     pool = ThreadPoolExecutor(workers) if workers > 1 else None
     done = 0
 
@@ -366,14 +358,12 @@ def all_pairs(
                     timings["blocks"] += t4 - t3
                     timings["callback"] += t5 - t4
                     done += 1
-                    if bar is not None:
-                        bar.update(1)
+                    bar.update(1)
                 del confs, jobs
     finally:
         if pool is not None:
             pool.shutdown()
-        if bar is not None:
-            bar.close()
+        bar.close()
     return AllPairsResult(
         method=method,
         sizes=sizes,

@@ -1014,7 +1014,7 @@ def summarize_class(images, masks, boxes, descriptors, config: SummaryConfig | N
         (:func:`vsum.flow.match` with ``e`` as A, :func:`vsum.flow.dense_flow`,
         :func:`vsum.flow.warp`), computed once per image pair.
     progress : bool, default False
-        Progress bars (tqdm, when installed) for the all-pairs matching.
+        Progress bars (tqdm) for the all-pairs matching.
     pairs : vsum.pairs.AllPairsResult, optional
         A stored stage-4 result to use instead of matching again: it must be
         ``all_pairs(boxes, descriptors, rows=valid, topk=redundancy_topk,
