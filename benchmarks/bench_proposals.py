@@ -36,7 +36,6 @@ import atexit
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import weakref
 from pathlib import Path

@@ -113,3 +113,22 @@ def test_run_py_lists_and_rejects_unknown_names():
         assert path.stem.removeprefix("bench_") in out.stdout.split()
     bad = subprocess.run([*run, "no-such-benchmark"], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown benchmark" in bad.stderr
+
+
+def test_end_to_end_report_table(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH_DIR))
+    spec = importlib.util.spec_from_file_location("vsum_bench_end_to_end", BENCH_DIR / "end_to_end.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    case = {"case": "albatross", "command": "vsum summarize A --target 146", "mask_iterations": [300, 150],
+            "counts": {"images": 88, "images_kept": 77, "proposals": 34078, "valid": 4857, "kept": 616,
+                       "clusters": 39, "summaries": 28},
+            "timings": {"masks": 1815.3, "proposals": 19.6, "descriptors": 1.9, "pairs": 40.4, "summaries": 19.2},
+            "summaries_with_5_images": 22, "wall_seconds": 1906.0, "peak_rss_mib": 1619.2, "report_mib": 8.7,
+            "load_before": 0.1, "load_after": 2.0}
+    report = {"machine": {"cpu": "Xeon", "cores_usable": 2, "ram_gib": 24}, "git": {"commit": "abc", "dirty": False},
+              "date": "2026-11-26", "cases": [case]}
+    text = module.render_markdown(report)
+    header, rule, row = text.splitlines()[4:7]
+    assert header.count("|") == rule.count("|") == row.count("|")
+    assert "| albatross | 300 + 150 | 77 of 88 | 34078 / 4857 / 616 | 39 | 28 | 22 | 1815.3 |" in row

@@ -101,3 +101,26 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
         atomic_write_json(target, {"b": object()})  # not serialisable: fails before any rename
     assert target.read_text().strip().startswith("{") and '"a": 1' in target.read_text()
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_atomic_writes_get_the_permissions_open_gives(tmp_path):
+    from vsum.io import atomic_open
+
+    plain = tmp_path / "plain.bin"
+    plain.write_bytes(b"x")
+    atomic_target = tmp_path / "atomic.bin"
+    with atomic_open(atomic_target) as fh:
+        fh.write(b"x")
+    assert (atomic_target.stat().st_mode & 0o777) == (plain.stat().st_mode & 0o777)  # not mkstemp's 0o600
+
+
+def test_atomic_open_failure_keeps_the_old_file(tmp_path):
+    from vsum.io import atomic_open
+
+    target = tmp_path / "data.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with atomic_open(target) as fh:
+            fh.write(b"half")
+            raise RuntimeError("killed mid-write")
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["data.bin"]

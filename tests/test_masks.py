@@ -17,7 +17,6 @@ from vsum.masks import (
     compute_masks,
     gaussian_blur,
     initial_mask,
-    mask_as_seen,
     mask_losses,
     metrics_header,
     resample_operator,

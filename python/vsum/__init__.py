@@ -7,8 +7,10 @@ ALGORITHM.md):
   torchvision architectures, any ``torch.nn.Module``)
 - :mod:`vsum.masks`   - stage 1, batched crisp saliency masks
 - :mod:`vsum.boxes`   - box geometry kernels (compiled core, NumPy in/out)
+- :mod:`vsum.summarize` - stage 5; the module is also callable:
+  ``vsum.summarize(images, model, target=..., out=...)`` runs stages 1-5
 - :mod:`vsum.pipeline` - one class end to end in a resumable run directory
-  (:func:`vsum.summarize_images`, ``vsum summarize``)
+  (``vsum.summarize(...)`` = :func:`vsum.summarize_images`, ``vsum summarize``)
 
 Importing :mod:`vsum` is cheap: torch is only imported by the modules that
 need it.
@@ -21,11 +23,15 @@ class VsumError(Exception):
     """A user-facing error: the message is printed as one line by the CLI."""
 
 
-__all__ = ["VsumError", "__version__", "summarize_images"]
+__all__ = ["VsumError", "__version__", "summarize", "summarize_images"]
 
 
 def __getattr__(name: str):
-    # ``vsum.summarize_images`` without importing torch on ``import vsum``.
+    # ``vsum.summarize(...)`` and ``vsum.summarize_images`` without importing torch on ``import vsum``.
+    if name == "summarize":
+        import importlib
+
+        return importlib.import_module(".summarize", __name__)
     if name == "summarize_images":
         from .pipeline import summarize_images
 

@@ -7,6 +7,7 @@ run never dies on one bad image.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -176,23 +177,41 @@ def downscale_longest_side(rgb: np.ndarray, longest: int) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BOX), dtype=np.uint8)
 
 
-def _atomic_target(path: Path) -> tuple[int, str]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path`` and rename it into place."""
+_FILE_MODE = 0o666 & ~_current_umask()  # what open() would give a new file (mkstemp alone gives 0o600)
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike):
+    """A binary file handle on a temporary file beside ``path``, renamed into place on success.
+
+    On any exception the temporary file is removed and ``path`` is left as it
+    was, so a killed or failed write never leaves a half-written file under
+    the final name.  The file gets the permissions ``open()`` would give it.
+    """
     path = Path(path)
-    fd, tmp = _atomic_target(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            yield fh
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path`` and rename it into place."""
+    with atomic_open(path) as fh:
+        fh.write(data)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -594,13 +594,17 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def write_mask_outputs(run: MaskRun, out_dir: str | Path, classifier: Classifier) -> dict:
-    """Write ``masks/<stem>_<pass>.png``, ``metrics.csv`` and ``result.json``.
+def write_mask_outputs(run: MaskRun, out_dir: str | Path, classifier: Classifier,
+                       png_dir: str | Path | None = None) -> dict:
+    """Write ``<png_dir>/<stem>_<pass>.png``, ``metrics.csv`` and ``result.json``.
 
-    Every file is written atomically. Returns the ``result.json`` content.
+    ``png_dir`` defaults to ``out_dir/masks``; the pipeline passes ``out_dir``
+    itself so its run folder holds ``masks/<stem>_<pass>.png`` next to
+    ``masks/metrics.csv``.  Every file is written atomically.  Returns the
+    ``result.json`` content.
     """
     out_dir = Path(out_dir)
-    mask_dir = out_dir / "masks"
+    mask_dir = out_dir / "masks" if png_dir is None else Path(png_dir)
     mask_dir.mkdir(parents=True, exist_ok=True)
     stems = unique_stems([r.image for r in run.results])
     rows = []

@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,7 +39,7 @@ import numpy as np
 
 from . import VsumError
 from .features import describe
-from .io import ImageSkip, atomic_write_json, list_images, read_image
+from .io import ImageSkip, atomic_open, atomic_write_json, list_images, read_image
 from .masks import MaskConfig, compute_masks, unique_stems, write_mask_outputs
 from .pairs import AllPairsResult, all_pairs
 from .proposals import selective_search
@@ -182,16 +180,8 @@ def _file_digest(path: Path) -> str:
 
 def _save_npz(path: Path, arrays: dict) -> None:
     """``np.savez`` streamed to a temporary file beside ``path``, then renamed into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path) as fh:
+        np.savez(fh, **arrays)
 
 
 def _load_npz(path: Path) -> dict:
@@ -266,7 +256,7 @@ def _stage_masks(paths, classifier, target, config, out: Path, stages: _Stages, 
     if manifest is None:
         t0 = time.perf_counter()
         run = compute_masks(paths, classifier, target=target, config=config.masks, progress=progress)
-        write_mask_outputs(run, out / "masks", classifier)
+        write_mask_outputs(run, out / "masks", classifier, png_dir=out / "masks")
         records, arrays = [], {}
         for i, r in enumerate(run.results):
             records.append({"image": r.image.name, "status": r.status, "target": r.target, "predicted": r.predicted,
@@ -602,12 +592,34 @@ def _write_report(out: Path, result: dict) -> None:
 def summarize_images(images, model="efficientnet_lite0", target: int | None = None, out: str | Path = "run",
                      config: PipelineConfig | None = None, *, force: bool = False, progress: bool = True,
                      device: str | None = None) -> RunResult:
-    """Convenience API: load ``model`` (name or :class:`vsum.models.Classifier`) and :func:`run_class`.
+    """Stages 1-5 for the images of one class; also reachable as ``vsum.summarize(...)``.
 
-    ``vsum.summarize_images(folder, target=146, out="runs/x")`` is the Python
-    form of ``vsum summarize folder --target 146 --out runs/x``.
+    ``vsum.summarize(folder, target=146, out="runs/x")`` is the Python form of
+    ``vsum summarize folder --target 146 --out runs/x``.
+
+    Parameters
+    ----------
+    images : folder, file or sequence of image files
+    model : str, torch.nn.Module or vsum.models.Classifier
+        A registry name (default: the offline EfficientNet-Lite0), a module,
+        or a loaded classifier (used as it is unless ``device`` is given).
+    target, out, config, force, progress
+        As for :func:`run_class`.
+    device : str, optional
+        ``"cpu"`` or ``"cuda"``; None picks CUDA when available.
+
+    Returns
+    -------
+    RunResult
     """
-    from .models import load_model
-
-    classifier = load_model(model, device=device or "cpu")
+    classifier = resolve_classifier(model, device)
     return run_class(images, classifier, target=target, out=out, config=config, force=force, progress=progress)
+
+
+def resolve_classifier(model, device: str | None = None):
+    """A :class:`vsum.models.Classifier` from a name, a module or a classifier (kept as is when ``device`` is None)."""
+    from .models import Classifier, load_model
+
+    if isinstance(model, Classifier) and device is None:
+        return model
+    return load_model(model, device=device)

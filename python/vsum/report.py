@@ -1,7 +1,7 @@
 """A self-contained ``report.html`` for one run directory of :func:`vsum.pipeline.run_class`.
 
 :func:`write_report` reads ``result.json`` (plus ``config.json``,
-``masks/metrics.csv``, ``masks/masks/*.png`` and the PNGs under
+``masks/metrics.csv``, ``masks/*.png`` and the PNGs under
 ``summaries/`` when present) and writes ``RUN/report.html``: one page that
 opens offline.  Every image is inlined as a ``data:image/png;base64`` URI,
 the CSS is inline, and there is no script and no external reference.
@@ -182,7 +182,7 @@ def _metrics(run: Path) -> str:
         return "<h2>Per-image metrics</h2><p class=\"muted\">masks/metrics.csv not found.</p>"
     names = [row[0] if row else "" for row in rows]
     stems = unique_stems([Path(n) for n in names])
-    mask_dir = run / "masks" / "masks"
+    mask_dir = run / "masks"
     html_rows = []
     for stem, row in zip(stems, rows):
         thumbs = []

@@ -19,6 +19,11 @@ computes the proposal flow itself (stage 4, :func:`vsum.pairs.all_pairs`,
 :func:`vsum.flow.dense_flow`).  Rendering, the run directory and the CLI are
 elsewhere.
 
+The module is also callable: ``vsum.summarize(images, model, target=None,
+out=..., config=...)`` runs stages 1-5 for one class in a run directory and
+returns a :class:`vsum.pipeline.RunResult` (it is
+:func:`vsum.pipeline.summarize_images`; ARCHITECTURE.md's top-level call).
+
 Conventions: images are ``(H, W, 3)`` uint8 RGB (or ``(H, W)`` grey) on the
 0-255 scale; boxes are ``(x1, y1, x2, y2)`` with inclusive pixel corners
 (:mod:`vsum.boxes`); a proposal is named by ``(image index, row of that
@@ -27,7 +32,9 @@ image's boxes)``.  Importing this module does not import torch.
 
 from __future__ import annotations
 
+import sys
 import time
+import types
 import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Sequence
@@ -1149,3 +1156,16 @@ def summarize_class(images, masks, boxes, descriptors, config: SummaryConfig | N
     elif counts["summaries"] == 0:
         result.reason = "every cluster was rejected by the SSIM rules"
     return result
+
+
+class _CallableModule(types.ModuleType):
+    """``vsum.summarize(...)`` is the top-level API while ``vsum.summarize`` stays the stage-5 module."""
+
+    def __call__(self, images, model="efficientnet_lite0", target=None, out="run", config=None, **options):
+        """Stages 1-5 for one class: :func:`vsum.pipeline.summarize_images` (same parameters)."""
+        from .pipeline import summarize_images
+
+        return summarize_images(images, model, target=target, out=out, config=config, **options)
+
+
+sys.modules[__name__].__class__ = _CallableModule
