@@ -163,9 +163,13 @@ def test_resume_after_kill_in_stage4(photos, clean_run, tmp_path, monkeypatch):
         run_class(photos, StubClassifier(), target=0, out=out, config=CONFIG, progress=False)
     assert len(masks_calls) == 1 and len(ss_calls) == 4 and len(desc_calls) == 4
     assert not (out / "stages" / "pairs.json").exists() and not (out / "result.json").exists()
+    # what a SIGKILL in the middle of a write leaves (an exception cleans up, a kill cannot)
+    (out / ".similarity.npz.k1ll3d.tmp").write_bytes(b"half")
+    (out / "masks" / ".x_sharp.png.k1ll3d.tmp").write_bytes(b"half")
 
     monkeypatch.setattr(pipeline, "all_pairs", real_all_pairs)
     resumed = run_class(photos, StubClassifier(), target=0, out=out, config=CONFIG, progress=False)
+    assert not list(out.rglob("*.tmp")), "stale temporary files of the killed run were left"
     assert len(masks_calls) == 1 and len(ss_calls) == 4 and len(desc_calls) == 4, "stages 1-3 were recomputed"
     assert resumed.reused == ["masks", "proposals", "descriptors"]
     assert resumed.summaries == clean_run.summaries

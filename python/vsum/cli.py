@@ -20,17 +20,27 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
                         help="state-dict file for the model, or 'random' (plumbing tests only)")
     parser.add_argument("--offline", action="store_true", help="never download weights")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch and the compiled core (default: their choice)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
 
 
+def _set_core_threads(threads: int | None) -> None:
+    """``--threads`` for the compiled core (None keeps its default: every usable core)."""
+    if threads:
+        from .boxes import set_num_threads
+
+        set_num_threads(threads)
+
+
 def _load(args):
+    """The model of ``--model``/``--weights``/``--device``; applies ``--threads`` to torch and the core."""
     import torch
 
     from .models import load_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    _set_core_threads(args.threads)
     return load_model(args.model, weights=args.weights, device=args.device, allow_download=not args.offline)
 
 
@@ -130,10 +140,6 @@ def cmd_summarize(args) -> int:
     from .pipeline import PipelineConfig, ProposalConfig, run_class
 
     classifier = _load(args)
-    if args.threads:
-        from .boxes import set_num_threads
-
-        set_num_threads(args.threads)
     target = resolve_target(args.target, classifier.class_names)
     for flag, value in (("--smooth-iters", args.smooth_iters), ("--sharp-iters", args.sharp_iters)):
         if value is not None and value < 1:
@@ -155,10 +161,6 @@ def cmd_demo(args) -> int:
     from .demo import DemoConfig, run_demo
 
     classifier = _load(args)
-    if args.threads:
-        from .boxes import set_num_threads
-
-        set_num_threads(args.threads)
     try:
         given = {"views": args.views, "smooth_iterations": args.smooth_iters, "sharp_iterations": args.sharp_iters}
         config = DemoConfig(**{name: value for name, value in given.items() if value is not None})
@@ -198,10 +200,7 @@ def cmd_eval_flow(args) -> int:
         methods = ["nam", "phm", "lom"]
     config = FlowEvalConfig(methods=tuple(methods), num_proposals=args.proposals, seed=args.seed, fill=args.fill,
                             max_side=args.max_side)
-    if args.threads:
-        from .boxes import set_num_threads
-
-        set_num_threads(args.threads)
+    _set_core_threads(args.threads)
     result = evaluate_flow(args.dataset, config, progress=not args.quiet)
     if args.out:
         atomic_write_json(args.out, result)

@@ -184,6 +184,13 @@ def _save_npz(path: Path, arrays: dict) -> None:
         np.savez(fh, **arrays)
 
 
+def _remove_stale_temporaries(out: Path) -> None:
+    """Delete ``.<name>.<random>.tmp`` files that a killed run left behind (one run per folder at a time)."""
+    for path in out.rglob(".*.tmp"):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+
+
 def _load_npz(path: Path) -> dict:
     with np.load(path, allow_pickle=False) as data:
         return {key: data[key] for key in data.files}
@@ -511,6 +518,7 @@ def run_class(images, classifier, target: int | None = None, out: str | Path = "
         raise VsumError(f"target class {target} is outside the model's {classifier.num_classes} classes")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(out)
     side = int(classifier.input_size)
     names = unique_stems(paths)
 
