@@ -11,15 +11,7 @@ import vsum.boxes
 import vsum.flow as vf
 from vsum.reference import dense as ref
 
-
-def random_boxes(rng, n, height, width, outside=0, max_side=None):
-    """Random (n, 4) int32 boxes, some reaching `outside` pixels beyond the image; widths/heights from 1."""
-    ms = max_side or max(2, min(height, width) // 2)
-    w = rng.integers(1, ms + 1, n)
-    h = rng.integers(1, ms + 1, n)
-    x1 = rng.integers(-outside, width - w + 1 + outside)
-    y1 = rng.integers(-outside, height - h + 1 + outside)
-    return np.stack([x1, y1, x1 + w - 1, y1 + h - 1], axis=1).astype(np.int32)
+from helpers import random_boxes
 
 
 def assert_field_equal(got, want):

@@ -9,15 +9,13 @@ import vsum.boxes
 import vsum.flow as vf
 from vsum.reference import flow as ref
 
+import helpers
+
 METHODS = ["nam", "phm", "lom"]
 
 
 def random_boxes(rng, n, size=128, max_side=64):
-    w = rng.integers(2, max_side + 1, n)
-    h = rng.integers(2, max_side + 1, n)
-    x1 = rng.integers(0, size - w + 1)
-    y1 = rng.integers(0, size - h + 1)
-    return np.stack([x1, y1, x1 + w - 1, y1 + h - 1], axis=1).astype(np.int32)
+    return helpers.random_boxes(rng, n, size, size, min_side=2, max_side=max_side)
 
 
 def assert_parity(got, want):

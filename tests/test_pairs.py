@@ -11,18 +11,12 @@ import vsum.flow as vf
 from vsum._compiled import _core
 from vsum.pairs import all_pairs
 
-
-def random_boxes(rng, n, size=128, max_side=64):
-    w = rng.integers(8, max_side + 1, n)
-    h = rng.integers(8, max_side + 1, n)
-    x1 = rng.integers(0, size - w + 1)
-    y1 = rng.integers(0, size - h + 1)
-    return np.stack([x1, y1, x1 + w - 1, y1 + h - 1], axis=1).astype(np.int32)
+from helpers import random_boxes
 
 
 def random_inputs(seed, sizes):
     rng = np.random.default_rng(seed)
-    boxes = [random_boxes(rng, n) for n in sizes]
+    boxes = [random_boxes(rng, n, 128, 128, min_side=8, max_side=64) for n in sizes]
     descs = [(rng.random((n, ft.DESC_LENGTH)) * 0.3).astype(np.float32) for n in sizes]
     return boxes, descs
 

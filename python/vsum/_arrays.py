@@ -91,6 +91,21 @@ def check_not_degenerate(boxes: np.ndarray, name: str = "boxes") -> None:
         )
 
 
+def as_numeric(value, name: str, what: str = "a numeric array") -> np.ndarray:
+    """``np.asarray(value)`` of a bool, integer or float dtype, else a ValueError naming ``name``.
+
+    ``what`` completes the message ``"<name> must be <what>; ..."``.  No copy
+    or dtype conversion is made; callers fix dtype and layout themselves.
+    """
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be {what}; could not convert it: {exc}") from None
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be {what}; got dtype {arr.dtype}")
+    return arr
+
+
 def as_mask(mask, name: str = "mask") -> np.ndarray:
     """Convert a 2-D bool or integer mask to a C-contiguous uint8 array.
 

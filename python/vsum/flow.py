@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._arrays import as_boxes, check_not_degenerate
+from ._arrays import as_boxes, as_mask, as_numeric, check_not_degenerate
 from ._compiled import _core
 
 __all__ = ["METHODS", "match", "match_field", "fill_flow", "dense_flow", "warp", "transfer_points"]
@@ -21,12 +21,7 @@ METHODS = ("nam", "phm", "lom")
 
 def _as_score_matrix(scores, name: str, na: int, nb: int) -> np.ndarray:
     """A finite, non-negative (na, nb) float32 C-contiguous copy (or view) of ``scores``."""
-    try:
-        s = np.asarray(scores)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be an array-like of shape ({na}, {nb}); could not convert it: {exc}") from None
-    if s.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must be a numeric array; got dtype {s.dtype}")
+    s = as_numeric(scores, name)
     if s.shape != (na, nb):
         raise ValueError(f"{name} must have shape (len(boxes_a), len(boxes_b)) = ({na}, {nb}); got {s.shape}")
     s = np.ascontiguousarray(s, dtype=np.float32)
@@ -230,9 +225,7 @@ def match_field(boxes_a, boxes_b, conf, shape_a, shape_b):
 
 
 def _as_guide(guide, shape: tuple[int, int]) -> tuple[np.ndarray, int]:
-    g = np.asarray(guide)
-    if g.dtype.kind not in "biuf":
-        raise ValueError(f"guide must be a numeric image; got dtype {g.dtype}")
+    g = as_numeric(guide, "guide", "a numeric image")
     if g.ndim == 2:
         g = g[:, :, None]
     if g.ndim != 3 or g.shape[:2] != shape or g.shape[2] < 1:
@@ -244,15 +237,9 @@ def _as_guide(guide, shape: tuple[int, int]) -> tuple[np.ndarray, int]:
 
 
 def _as_field(vx, vy, valid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    x = np.asarray(vx)
-    y = np.asarray(vy)
+    x, y = as_numeric(vx, "vx"), as_numeric(vy, "vy")
     if x.ndim != 2 or x.shape != y.shape:
         raise ValueError(f"vx and vy must be 2-D arrays of the same shape (H, W); got {x.shape} and {y.shape}")
-    for arr, nm in ((x, "vx"), (y, "vy")):
-        if arr.dtype.kind not in "biuf":
-            raise ValueError(f"{nm} must be a numeric array; got dtype {arr.dtype}")
-    from ._arrays import as_mask
-
     m = as_mask(valid, "valid")
     if m.shape != x.shape:
         raise ValueError(f"valid must have the shape of vx {x.shape}; got {m.shape}")
@@ -441,11 +428,9 @@ def warp(img_b, vx, vy) -> np.ndarray:
     """
     import cv2
 
-    b = np.asarray(img_b)
+    b = as_numeric(img_b, "img_b", "a numeric image")
     if b.ndim not in (2, 3) or b.shape[0] == 0 or b.shape[1] == 0:
         raise ValueError(f"img_b must be a non-empty (H, W) or (H, W, C) image; got shape {b.shape}")
-    if b.dtype.kind not in "biuf":
-        raise ValueError(f"img_b must be a numeric image; got dtype {b.dtype}")
     x, y = _as_flow(vx, vy)
     h, w = x.shape
     map_x = np.arange(w, dtype=np.float32)[None, :] + x

@@ -15,6 +15,7 @@ import numbers
 
 import numpy as np
 
+from ._arrays import as_numeric
 from ._compiled import _core
 
 __all__ = ["MODES", "STRATEGIES", "MIN_IMAGE_SIDE", "segment", "selective_search"]
@@ -113,9 +114,7 @@ def segment(image, sigma: float = 0.8, k: float = 100, min_size: int = 100) -> n
     >>> labels.shape, labels.dtype, int(labels.max()) + 1
     ((20, 30), dtype('int32'), 2)
     """
-    arr = np.asarray(image)
-    if arr.dtype.kind not in "biuf":
-        raise ValueError(f"image must hold real numbers; got dtype {arr.dtype}")
+    arr = as_numeric(image, "image", "an array of real numbers")
     if arr.ndim == 2:
         arr = arr[:, :, None]
     if arr.ndim != 3:

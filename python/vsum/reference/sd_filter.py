@@ -87,6 +87,8 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from .._arrays import as_numeric
+
 __all__ = ["sd_filter", "sd_fill"]
 
 _EPS = 1e-5
@@ -156,24 +158,14 @@ def _positive(name: str, value, *, allow_zero: bool = False, allow_inf: bool = F
     return v
 
 
-def _numeric(name: str, a) -> np.ndarray:
-    try:
-        arr = np.asarray(a)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a numeric array; could not convert it: {exc}") from None
-    if arr.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must be a numeric array; got dtype {arr.dtype}")
-    return arr
-
-
 def _check(f, guide, weight, lam, sigma_g, sigma_u, iterations, scale):
-    f = _numeric("f", f)
+    f = as_numeric(f, "f")
     if f.ndim not in (2, 3):
         raise ValueError(f"f must have shape (H, W) or (H, W, C); got {f.shape}")
     H, W = f.shape[:2]
     if H == 0 or W == 0 or (f.ndim == 3 and f.shape[2] == 0):
         raise ValueError(f"f must not be empty; got shape {f.shape}")
-    weight = _numeric("weight", weight)
+    weight = as_numeric(weight, "weight")
     if weight.shape != (H, W):
         raise ValueError(f"weight must have shape (H, W) = {(H, W)} like f; got {weight.shape}")
     weight = weight.astype(np.float64)
@@ -181,7 +173,7 @@ def _check(f, guide, weight, lam, sigma_g, sigma_u, iterations, scale):
         raise ValueError("weight must be finite; it holds NaN or inf")
     if (weight < 0).any():
         raise ValueError("weight must be >= 0; it holds negative values")
-    guide = _numeric("guide", guide)
+    guide = as_numeric(guide, "guide")
     if guide.ndim not in (2, 3) or guide.shape[:2] != (H, W) or (guide.ndim == 3 and guide.shape[2] == 0):
         raise ValueError(f"guide must have shape (H, W) or (H, W, K) with (H, W) = {(H, W)} like f; got {guide.shape}")
     guide = guide.astype(np.float64)
@@ -318,7 +310,7 @@ def sd_fill(vx, vy, valid, guide, **params) -> tuple[np.ndarray, np.ndarray]:
     (vx, vy) : two (H, W) float32 arrays
         The filled, smoothed flow.  Zero flow if no pixel is valid.
     """
-    vx, vy = _numeric("vx", vx), _numeric("vy", vy)
+    vx, vy = as_numeric(vx, "vx"), as_numeric(vy, "vy")
     if vx.ndim != 2 or vx.shape != vy.shape:
         raise ValueError(f"vx and vy must be (H, W) arrays of one shape; got {vx.shape} and {vy.shape}")
     valid = np.asarray(valid)
