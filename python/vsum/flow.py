@@ -306,6 +306,10 @@ def fill_flow(vx, vy, valid, guide, *, lam: float = FILL_LAM, sigma: float = FIL
     is used, and 0 everywhere when no pixel is valid.  Cost O(T * H * W),
     parallel over rows and column blocks, results independent of the
     thread count.
+
+    See Also
+    --------
+    vsum.reference.fill.fill_flow : NumPy reference.
     """
     x, y, m = _as_field(vx, vy, valid)
     g, channels = _as_guide(guide, x.shape)

@@ -7,6 +7,9 @@ stage 5 needs (the blocks of the proposals the caller selects and, per
 selected proposal, its top-k scores against the other images), never the
 ``N x N x n x n`` tensor.
 
+The running top-k merge (``vsum._core.pairs_topk_merge``) has a NumPy
+reference, :mod:`vsum.reference.pairs`.
+
 Importing this module does not import torch.
 """
 

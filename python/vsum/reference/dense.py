@@ -3,7 +3,7 @@
 Same semantics as the compiled core (``csrc/flow/dense.h``), bit for bit;
 inputs are assumed already validated (int32 (n, 4) non-degenerate boxes,
 finite non-negative float32 (na, nb) confidence, positive image shapes).
-The edge-aware fill has no reference: it is tested by its properties.
+The edge-aware fill's reference is :mod:`vsum.reference.fill`.
 """
 
 from __future__ import annotations
