@@ -38,8 +38,9 @@ PYBIND11_MODULE(_core, m) {
         "Number of threads used by the compiled kernels (>= 1).\n\n"
         "Defaults to the environment variable VSUM_NUM_THREADS if it is a positive\n"
         "integer, else the number of hardware threads.");
-  m.def("set_num_threads", &vsum::set_num_threads, py::arg("n"),
+  m.def("set_num_threads", &vsum::set_num_threads, py::arg("n"), py::call_guard<py::gil_scoped_release>(),
         "Set the number of threads used by the compiled kernels (1 <= n <= 4096).\n\n"
+        "Resizes the persistent thread pool (after a job running on it finishes).\n"
         "Results do not depend on the thread count.");
 
   auto entries = vsum::binding_registry();

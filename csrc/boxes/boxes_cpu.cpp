@@ -17,7 +17,7 @@ namespace boxes {
 namespace {
 
 // Target number of inner-loop elements per parallel chunk: below this the
-// cost of starting a thread outweighs the work.
+// cost of handing a chunk to a pool worker outweighs the work.
 constexpr int64_t kWorkPerChunk = 1 << 15;
 
 int64_t grain_for(int64_t inner) { return std::max<int64_t>(1, kWorkPerChunk / std::max<int64_t>(1, inner)); }

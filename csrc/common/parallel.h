@@ -1,21 +1,37 @@
-// A tiny std::thread based parallel_for with deterministic chunking.
+// parallel_for on one persistent thread pool, with dynamic chunking.
 //
-// Thread count: set_num_threads(n) if called, else the environment variable
+// Thread count T: set_num_threads(n) if called, else the environment variable
 // VSUM_NUM_THREADS (a positive integer, read once on first use), else
 // std::thread::hardware_concurrency().
 //
-// Chunking is a pure function of (n, grain, thread count): with T workers the
-// range [0, n) is cut into T contiguous, near-equal chunks.
-// T = min(num_threads, ceil(n / grain)); chunk k = [k*b + min(k, r), ...) with
-// b = n / T, r = n % T (the first r chunks get one extra index).  The calling
-// thread runs chunk 0.
-// Kernels whose per-index work does not depend on the chunk therefore give
-// bit-identical results for every thread count.
+// Pool: started lazily by the first call that needs it, with T - 1 workers
+// named vsum-pool-<k> (k = 1 .. T-1; the calling thread works too).
+// set_num_threads(n) with n different from the pool's size stops and joins
+// the workers (after the running job, if any); the next parallel call starts
+// a new set.  The pool is never destroyed: its idle workers end with the
+// process.  In a child made by fork() the pool has no workers (its state is
+// reset by a pthread_atfork handler); its first parallel call starts new ones.
 //
-// Calls made from inside a worker run serially (no nested oversubscription).
-// The first exception (lowest chunk index) thrown by fn is rethrown in the
-// caller after all workers have joined.  No Python API may be used inside fn:
-// kernels run with the GIL released.
+// Chunking: [0, n) is cut into chunks of c = max(grain, ceil(n / (4 T)))
+// indices (the last may be shorter), claimed in increasing order from a shared
+// counter by the caller and the workers.  Chunk boundaries depend on T and
+// which thread runs a chunk on timing, so a kernel is bit-identical at every
+// thread count only if no index's result depends on its chunk (per-chunk
+// scratch is fine, per-chunk partial results are not).
+//
+// Serial, inline in the calling thread as one call fn(0, n): when n fits in
+// one chunk or T == 1; when called from inside a parallel_for chunk (nested:
+// one layer of parallelism, on a worker or on the caller); and when called
+// from a thread while another thread's job holds the pool (such a call never
+// waits for the pool, never starts threads and cannot deadlock).
+//
+// Exceptions: once a chunk has thrown no new chunks are claimed; after all
+// claimed chunks have finished the exception of the lowest-index chunk that
+// threw is rethrown in the caller.  Chunks are claimed in order, so every
+// chunk below that one ran: a kernel that checks its indices in increasing
+// order reports the same first bad index at every thread count.
+//
+// No Python API may be used inside fn: kernels run with the GIL released.
 #pragma once
 
 #include <cstdint>
@@ -31,10 +47,12 @@ constexpr int kMaxThreads = 4096;
 int get_num_threads();
 
 // Set the thread count used by later parallel_for calls; 1 <= n <= kMaxThreads
-// else std::invalid_argument.
+// else std::invalid_argument.  Resizes the pool (see above); blocks while
+// another thread's job runs on it.
 void set_num_threads(int n);
 
-// True while the calling thread is executing a parallel_for chunk.
+// True while the calling thread is executing a parallel_for chunk (always on
+// a pool worker).
 bool in_parallel_region();
 
 // fn(begin, end) over contiguous chunks that partition [0, n).

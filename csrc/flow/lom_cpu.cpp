@@ -4,7 +4,6 @@
 #include "flow/lom.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -116,7 +115,7 @@ struct LomShared {
   double total = 0.0;                    // sum of all best scores
 };
 
-// Per-thread buffers.  Neighbours of one row: indices, then their offsets and
+// Per-chunk buffers.  Neighbours of one row: indices, then their offsets and
 // best scores gathered into arrays zero padded to a multiple of 8.
 struct LomScratch {
   std::vector<int32_t> nbr, cols;
@@ -222,21 +221,16 @@ void lom(const BoxesView& boxes_a, const Geometry& A, const Geometry& B, const i
          const double* best_score, float* conf) {
   const int64_t na = boxes_a.rows, nb = static_cast<int64_t>(B.xc.size());
   LomShared S = make_shared(boxes_a, A, B, best, best_score);
-  // Rows are handed out in small blocks from a shared counter, so a thread the
-  // OS holds back (a busy machine) leaves its share to the others.  A row's
-  // result does not depend on which thread computes it.
-  constexpr int64_t kRowsPerGrab = 4;
-  std::atomic<int64_t> next{0};
-  parallel_for_range(na, kRowsPerGrab, [&](int64_t, int64_t) {
+  // Rows in the pool's dynamic chunks; a row's result does not depend on the
+  // chunk or thread computing it.
+  parallel_for_range(na, 4, [&](int64_t begin, int64_t end) {
     LomScratch t(na, nb);
-    for (int64_t begin; (begin = next.fetch_add(kRowsPerGrab)) < na;) {
-      for (int64_t i = begin; i < std::min(begin + kRowsPerGrab, na); ++i) {
-        const int64_t n_nbr = gather_neighbours(S, i, na, t);
-        double m[3];
-        weiszfeld(t.px.data(), t.py.data(), t.ps.data(), n_nbr, m);
-        const double r = S.total > 0.0 ? lane_sum(t.pb.data(), n_nbr) / S.total : 0.0;
-        confidence_row(A, B, i, m, r, conf + i * nb, t);
-      }
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t n_nbr = gather_neighbours(S, i, na, t);
+      double m[3];
+      weiszfeld(t.px.data(), t.py.data(), t.ps.data(), n_nbr, m);
+      const double r = S.total > 0.0 ? lane_sum(t.pb.data(), n_nbr) / S.total : 0.0;
+      confidence_row(A, B, i, m, r, conf + i * nb, t);
     }
   });
 }

@@ -14,7 +14,7 @@ import numpy as np
 from ._arrays import as_boxes, as_mask, as_numeric, check_not_degenerate
 from ._compiled import _core
 
-__all__ = ["METHODS", "match", "match_field", "fill_flow", "dense_flow", "warp", "transfer_points"]
+__all__ = ["METHODS", "match", "match_batch", "match_field", "fill_flow", "dense_flow", "warp", "transfer_points"]
 
 METHODS = ("nam", "phm", "lom")
 
@@ -33,6 +33,34 @@ def _as_score_matrix(scores, name: str, na: int, nb: int) -> np.ndarray:
 
 
 LOM_ORDERS = ("sequential", "parallel")
+
+
+def _match_options(method, order) -> tuple[str, bool]:
+    """Checked ``method`` (lower case) and ``order`` of :func:`match`, as (method, lom_sequential)."""
+    if not isinstance(method, str) or method.lower() not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}; got {method!r}")
+    if order not in LOM_ORDERS:
+        raise ValueError(f"order must be one of {LOM_ORDERS}; got {order!r}")
+    return method.lower(), order == "sequential"
+
+
+def _match_inputs(boxes_a, boxes_b, appearance, image_shape):
+    """Converted and checked arrays of :func:`match`: (boxes_a, boxes_b, appearance, height, width)."""
+    a = as_boxes(boxes_a, "boxes_a")
+    b = as_boxes(boxes_b, "boxes_b")
+    check_not_degenerate(a, "boxes_a")
+    check_not_degenerate(b, "boxes_b")
+    s = _as_score_matrix(appearance, "appearance", len(a), len(b))
+    if image_shape is None:
+        both = np.concatenate([a, b]) if len(a) + len(b) else np.zeros((1, 4), np.int64)
+        image_shape = (max(1, int(both[:, 3].max()) + 1), max(1, int(both[:, 2].max()) + 1))
+    try:
+        height, width = (int(v) for v in image_shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"image_shape must be a pair (H, W) of ints; got {image_shape!r}") from None
+    if height <= 0 or width <= 0:
+        raise ValueError(f"image_shape must be positive; got {(height, width)}")
+    return a, b, s, height, width
 
 
 def match(boxes_a, boxes_b, appearance, method: str = "lom", image_shape=None, order: str = "sequential") -> np.ndarray:
@@ -113,25 +141,87 @@ def match(boxes_a, boxes_b, appearance, method: str = "lom", image_shape=None, o
     Cost: O(na * nb) for NAM and PHM (plus a fixed 162 000-bin smoothing),
     O(na * nb + na^2) for LOM.
     """
-    a = as_boxes(boxes_a, "boxes_a")
-    b = as_boxes(boxes_b, "boxes_b")
-    check_not_degenerate(a, "boxes_a")
-    check_not_degenerate(b, "boxes_b")
-    if not isinstance(method, str) or method.lower() not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}; got {method!r}")
-    if order not in LOM_ORDERS:
-        raise ValueError(f"order must be one of {LOM_ORDERS}; got {order!r}")
-    s = _as_score_matrix(appearance, "appearance", len(a), len(b))
-    if image_shape is None:
-        both = np.concatenate([a, b]) if len(a) + len(b) else np.zeros((1, 4), np.int64)
-        image_shape = (max(1, int(both[:, 3].max()) + 1), max(1, int(both[:, 2].max()) + 1))
-    try:
-        height, width = (int(v) for v in image_shape)
-    except (TypeError, ValueError):
-        raise ValueError(f"image_shape must be a pair (H, W) of ints; got {image_shape!r}") from None
-    if height <= 0 or width <= 0:
-        raise ValueError(f"image_shape must be positive; got {(height, width)}")
-    return _core.flow_match(a, b, s, method.lower(), height, width, order == "sequential")
+    method, sequential = _match_options(method, order)
+    a, b, s, height, width = _match_inputs(boxes_a, boxes_b, appearance, image_shape)
+    return _core.flow_match(a, b, s, method, height, width, sequential)
+
+
+def match_batch(boxes_a, boxes_b, appearances, method: str = "lom", image_shapes=None,
+                order: str = "sequential") -> list[np.ndarray]:
+    """Matching confidence of several image pairs at once, the pairs in parallel.
+
+    ``match_batch(A, B, S, ...)[k]`` equals ``match(A[k], B[k], S[k], ...,
+    image_shape=image_shapes[k])`` exactly, for every method, order and
+    thread count.
+
+    Parameters
+    ----------
+    boxes_a : list of (na_k, 4) array-like of int
+        Proposals of image A of each pair, as ``boxes_a`` of :func:`match`.
+    boxes_b : list of (nb_k, 4) array-like of int
+        Proposals of image B of each pair, same convention.
+    appearances : list of (na_k, nb_k) array-like of float
+        Appearance similarity of each pair, finite and ``>= 0``; converted
+        to float32.
+    method : {"lom", "phm", "nam"}
+        Matcher of every pair, see :func:`match`.
+    image_shapes : list of (int, int), optional
+        ``(H, W)`` of each pair, as ``image_shape`` of :func:`match`.
+        Default: each pair's own default (from its boxes).
+    order : {"sequential", "parallel"}, default "sequential"
+        LOM order of every pair, see :func:`match`.
+
+    Returns
+    -------
+    confidences : list of (na_k, nb_k) ndarray of float32
+        One confidence matrix per pair, in input order (an empty list for an
+        empty batch).
+
+    Raises
+    ------
+    ValueError
+        Lists of different lengths, an unknown ``method`` or ``order``, or
+        any error of :func:`match` in a pair; the message starts with
+        ``"pair k: "``, ``k`` the lowest bad pair (the same at every thread
+        count).
+
+    Notes
+    -----
+    Every pair is converted and checked as in :func:`match`, then the pairs
+    run in parallel on the compiled core's persistent thread pool
+    (:mod:`vsum.threads`), one pair per task and each pair serial inside its
+    task (a batch of one pair runs as :func:`match`).  This is the efficient
+    way to match many pairs, e.g. with the sequential LOM order, which is
+    serial within a pair.  The GIL is released while the pairs run.
+    """
+    method, sequential = _match_options(method, order)
+    lists = []
+    for name, value in (("boxes_a", boxes_a), ("boxes_b", boxes_b), ("appearances", appearances)):
+        if isinstance(value, np.ndarray) or not isinstance(value, (list, tuple)):
+            raise ValueError(f"{name} must be a list with one array per pair (wrap a single pair as [array]); "
+                             f"got {type(value).__name__}")
+        lists.append(list(value))
+    n = len(lists[0])
+    if image_shapes is None:
+        shapes = [None] * n
+    elif isinstance(image_shapes, (list, tuple)):
+        shapes = list(image_shapes)
+    else:
+        raise ValueError(f"image_shapes must be None or a list of (H, W), one per pair; got {image_shapes!r}")
+    if any(len(v) != n for v in lists[1:]) or len(shapes) != n:
+        lengths = f"{n}, {len(lists[1])}, {len(lists[2])}" + ("" if image_shapes is None else f", {len(shapes)}")
+        raise ValueError(f"boxes_a, boxes_b, appearances (and image_shapes) must have one element per pair; "
+                         f"got lengths {lengths}")
+    args = [[], [], [], [], []]
+    for k, (a, b, s, shape) in enumerate(zip(*lists, shapes)):
+        try:
+            converted = _match_inputs(a, b, s, shape)
+        except ValueError as exc:
+            raise ValueError(f"pair {k}: {exc}") from None
+        for column, value in zip(args, converted):
+            column.append(value)
+    a, b, s, heights, widths = args
+    return _core.flow_match_batch(a, b, s, method, heights, widths, sequential)
 
 
 # ---------------------------------------------------------------------------
