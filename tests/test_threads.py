@@ -11,12 +11,11 @@ import threading
 
 import numpy as np
 import pytest
-from helpers import random_boxes
-
 import vsum.boxes
 import vsum.features
 import vsum.flow as vf
 import vsum.threads
+from helpers import random_boxes
 from vsum import _core
 
 THREAD_COUNTS = (1, 2, 3, 7)
@@ -28,10 +27,14 @@ needs_proc = pytest.mark.skipif(
 
 @pytest.fixture
 def restore_threads():
-    """Restores the thread count a test changes."""
+    """Restores the thread counts (of the core, and of torch if loaded) a test changes."""
     old = vsum.threads.get_num_threads()
+    torch = sys.modules.get("torch")
+    old_torch = torch.get_num_threads() if torch is not None else None
     yield vsum.threads.set_num_threads
     vsum.threads.set_num_threads(old)
+    if old_torch is not None:
+        torch.set_num_threads(old_torch)
 
 
 def random_batch(seed: int, sizes=((30, 40), (0, 5), (25, 0), (60, 50), (1, 1), (45, 45), (70, 20), (12, 33))):
@@ -51,7 +54,7 @@ def random_batch(seed: int, sizes=((30, 40), (0, 5), (25, 0), (60, 50), (1, 1), 
 
 def run_python(code: str, timeout: float = 300) -> str:
     """Runs code in a fresh interpreter (same environment) and returns its stdout; fails on a non-zero exit."""
-    res = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+    res = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, check=False,
                          timeout=timeout)
     assert res.returncode == 0, f"subprocess failed:\n{res.stdout}\n{res.stderr}"
     return res.stdout

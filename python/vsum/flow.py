@@ -210,7 +210,7 @@ def match_batch(boxes_a, boxes_b, appearances, method: str = "lom", image_shapes
         raise ValueError(f"image_shapes must be None or a list of (H, W), one per pair; got {image_shapes!r}")
     if any(len(v) != n for v in lists[1:]) or len(shapes) != n:
         lengths = f"{n}, {len(lists[1])}, {len(lists[2])}" + ("" if image_shapes is None else f", {len(shapes)}")
-        raise ValueError(f"boxes_a, boxes_b, appearances (and image_shapes) must have one element per pair; "
+        raise ValueError("boxes_a, boxes_b, appearances (and image_shapes) must have one element per pair; "
                          f"got lengths {lengths}")
     args = [[], [], [], [], []]
     for k, (a, b, s, shape) in enumerate(zip(*lists, shapes)):
