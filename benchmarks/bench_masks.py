@@ -11,7 +11,7 @@ Two kinds of case:
   throughput and the speed-up;
 - ``full schedule``: the published 300 + 150 steps once each way, to report
   the agreement of the binary masks (saliency > 0.5) between the batched and
-  the per-image run (ALGORITHM.md: batching changes nothing but speed).
+  the per-image run (docs/method.md: batching changes nothing but speed).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 // LOM (local offset matching) kernel, internal to csrc/flow (see match.h and
-// ALGORITHM.md stage 4 for the method).
+// docs/method.md, stage 4, for the method).
 #pragma once
 
 #include <cstdint>

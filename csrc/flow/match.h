@@ -15,7 +15,7 @@
 // the histogram is smoothed by a separable 5x5x5 Gaussian (sigma = 1 bin,
 // zero padding); conf = gated appearance * smoothed histogram at the bin.
 //
-// LOM: see ALGORITHM.md stage 4, in two orders (lom_cpu.cpp).  Sequential
+// LOM: see docs/method.md, stage 4, in two orders (lom_cpu.cpp).  Sequential
 // (the original): rows are updated in place in order 0..na-1, and row i reads
 // the current best match and best score of every neighbour (rows < i already
 // updated) and the current sum of best scores; one thread per pair.

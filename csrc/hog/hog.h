@@ -1,5 +1,5 @@
 // Felzenszwalb HOG (the 31-dimensional DPM / voc-release features.cc variant)
-// and per-box proposal descriptors (ALGORITHM.md, stage 3).
+// and per-box proposal descriptors (docs/method.md, stage 3).
 //
 // Conventions (shared with vsum/features.py and vsum/reference/hog.py):
 //   * an image is (H, W, 3) float32, C-contiguous, channel-last, values on the

@@ -1,6 +1,6 @@
 // Selective search (Uijlings et al., IJCV 2013): hierarchical grouping of
 // Felzenszwalb-Huttenlocher segments over several colour spaces, thresholds k
-// and similarity strategies, pooled and ranked (see ALGORITHM.md, stage 2).
+// and similarity strategies, pooled and ranked (see docs/method.md, stage 2).
 //
 // One hierarchy = (colour space, k, strategy).  Its initial regions are the
 // segments of the colour image (sigma, k, min size = k); it repeatedly merges
