@@ -187,7 +187,7 @@ def cases(quick: bool):
         images.append(rgb)
         paths.append(path)
 
-    threads = vsum.boxes.get_num_threads()
+    threads = vsum.threads.get_num_threads()
     python = os.environ.get("VSUM_CVCONTRIB_PYTHON", "/work/venv-cvcontrib/bin/python")
     worker = None
     if Path(python).is_file():

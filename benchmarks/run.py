@@ -44,9 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeat is not None and args.repeat < 1:
         parser.error("--repeat must be >= 1")
     if args.threads is not None:
-        import vsum.boxes
+        import vsum.threads
 
-        vsum.boxes.set_num_threads(args.threads)
+        vsum.threads.set_num_threads(args.threads)
 
     repeat = args.repeat or (3 if args.quick else 7)
     for name in args.names or sorted(registry):

@@ -2,7 +2,32 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
+import pytest
+
+
+def shared_data_path() -> Path:
+    """Where the shared test photos should be: ``$VSUM_DATA``, else ``<repo>/../shared/data``."""
+    env = os.environ.get("VSUM_DATA")
+    if env:
+        return Path(env).expanduser()
+    return Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def require_data(present: bool, what: str) -> None:
+    """Skip the calling test when shared test data is missing, or fail under ``VSUM_REQUIRE_DATA=1``.
+
+    ``what`` names the data the test needs (e.g. ``"5 albatross photos in ..."``).
+    """
+    if present:
+        return
+    message = f"needs {what}, which is not there"
+    if os.environ.get("VSUM_REQUIRE_DATA") == "1":
+        pytest.fail(f"VSUM_REQUIRE_DATA=1 but the test {message}")
+    pytest.skip(message)
 
 
 def random_boxes(rng: np.random.Generator, n: int, height: int, width: int, *, min_side: int = 1,

@@ -12,9 +12,6 @@ import pytest
 
 BENCH_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
 
-pytestmark = pytest.mark.skipif(
-    not (BENCH_DIR / "harness.py").is_file(), reason=f"benchmark harness not found in {BENCH_DIR}"
-)
 
 
 @pytest.fixture

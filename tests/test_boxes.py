@@ -14,8 +14,11 @@ import pytest
 
 import vsum
 import vsum.boxes as vb
+import vsum.threads
 from vsum import _core
 from vsum.reference import boxes as ref
+
+from helpers import require_data
 
 KERNELS = {
     "iou": (vb.iou, ref.iou),
@@ -61,13 +64,6 @@ def special_boxes(rng, n):
     return np.concatenate([base, base.copy(), nested, pixel, touch_x, touch_y, disjoint, outside]).astype(
         np.int32
     )
-
-
-@pytest.fixture
-def restore_threads():
-    before = vb.get_num_threads()
-    yield
-    vb.set_num_threads(before)
 
 
 # ---------------------------------------------------------------------------
@@ -151,8 +147,8 @@ def test_results_do_not_depend_on_thread_count(restore_threads):
     boxes = random_boxes(rng, 3000, lo=-20, hi=1220, max_size=400)
     results = []
     for n in (1, 2, 3, 8):
-        vb.set_num_threads(n)
-        assert vb.get_num_threads() == n
+        vsum.threads.set_num_threads(n)
+        assert vsum.threads.get_num_threads() == n
         results.append((vb.iou(a, b), vb.overlap_min(a, b), vb.coverage(mask, boxes)))
     for r in results[1:]:
         for x, y in zip(results[0], r):
@@ -290,13 +286,13 @@ def test_coverage_properties(seed):
 
 def _photos(data_dir, count=3):
     files = sorted(p for p in (data_dir / "paper-examples").glob("*") if p.suffix.lower() in {".jpeg", ".jpg", ".png"})
-    if not files:
-        pytest.skip(f"no photos in {data_dir / 'paper-examples'}")
+    require_data(bool(files), f"photos in {data_dir / 'paper-examples'}")
     return files[:count]
 
 
 def test_coverage_on_real_photo(data_dir):
-    Image = pytest.importorskip("PIL.Image", reason="Pillow is needed to read the test photos")
+    from PIL import Image
+
     rng = np.random.default_rng(42)
     for path in _photos(data_dir):
         with Image.open(path) as im:
@@ -443,7 +439,7 @@ def test_bad_mask_raises_value_error(fn):
 def test_set_num_threads_rejects_bad_values(restore_threads):
     for bad in (0, -1, 5000, 2.5, True, "2"):
         with pytest.raises(ValueError):
-            vb.set_num_threads(bad)
+            vsum.threads.set_num_threads(bad)
     with pytest.raises(ValueError, match=r"num_threads"):
         _core.set_num_threads(0)
 
@@ -486,7 +482,7 @@ def test_import_does_not_pull_in_torch():
 def test_num_threads_from_environment(value, expected):
     env = dict(os.environ, VSUM_NUM_THREADS=value)
     out = subprocess.run(
-        [sys.executable, "-c", "import vsum.boxes as b; print(b.get_num_threads())"],
+        [sys.executable, "-c", "import vsum.threads as t; print(t.get_num_threads())"],
         env=env, check=True, capture_output=True, text=True,
     )
     assert int(out.stdout) == expected
@@ -496,7 +492,7 @@ def test_num_threads_from_environment(value, expected):
 def test_invalid_thread_environment_falls_back(value):
     env = dict(os.environ, VSUM_NUM_THREADS=value)
     out = subprocess.run(
-        [sys.executable, "-c", "import vsum.boxes as b; print(b.get_num_threads())"],
+        [sys.executable, "-c", "import vsum.threads as t; print(t.get_num_threads())"],
         env=env, check=True, capture_output=True, text=True,
     )
     assert int(out.stdout) >= 1

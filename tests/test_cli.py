@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import require_data
+
 
 def vsum(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "vsum", *args], capture_output=True, text=True, cwd=cwd, timeout=900)
@@ -51,8 +53,7 @@ def test_errors_are_one_line_without_traceback(tmp_path, args, message):
 
 def test_classify_writes_predictions(tmp_path, data_dir):
     folder = data_dir / "paper-examples"
-    if not folder.is_dir():
-        pytest.skip(f"{folder} not present")
+    require_data(folder.is_dir(), str(folder))
     out = tmp_path / "preds.csv"
     done = vsum("classify", str(folder), "--model", "efficientnet_lite0", "--top", "3", "--out", str(out), "-q")
     assert done.returncode == 0, done.stderr
@@ -67,8 +68,7 @@ def test_classify_writes_predictions(tmp_path, data_dir):
 
 def test_masks_command(tmp_path, data_dir):
     folder = data_dir / "albatross"
-    if not folder.is_dir():
-        pytest.skip(f"{folder} not present")
+    require_data(folder.is_dir(), str(folder))
     images = tmp_path / "imgs"
     images.mkdir()
     for source in sorted(folder.iterdir())[1:3]:
@@ -87,7 +87,6 @@ def test_masks_command(tmp_path, data_dir):
 
 
 def test_masks_demo(tmp_path):
-    pytest.importorskip("skimage")
     out = tmp_path / "demo"
     done = vsum("masks", "--demo", "--smooth-iters", "2", "--sharp-iters", "1", "--out", str(out), "-q")
     assert done.returncode == 0, done.stderr

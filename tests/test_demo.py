@@ -1,4 +1,4 @@
-"""The built-in demo class (``vsum.demo``, ``vsum demo``) and the callable ``vsum.summarize``."""
+"""The built-in demo class (``vsum.demo``, ``vsum demo``) and the top-level ``vsum.summarize``."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ import numpy as np
 import pytest
 
 from vsum.demo import DemoConfig, altered_view, write_demo_views
-
-pytest.importorskip("skimage")
 
 
 def test_views_are_deterministic_distinct_and_kept_on_rerun(tmp_path):
@@ -89,24 +87,12 @@ def test_demo_bad_option_is_one_line_error(tmp_path):
     assert done.returncode == 2 and done.stderr.strip() == "vsum: error: DemoConfig: views must be an integer >= 2; got 1"
 
 
-def test_vsum_summarize_is_callable_and_still_the_stage5_module(tmp_path, monkeypatch):
+def test_vsum_summarize_is_the_pipeline_function():
+    import inspect
+
     import vsum
     import vsum.pipeline as pipeline
 
-    assert callable(vsum.summarize) and hasattr(vsum.summarize, "SummaryConfig")
-    from vsum.summarize import summarize_class
-
-    assert callable(summarize_class)  # the module's functions stay importable
-
-    seen = {}
-
-    def fake_run_class(images, classifier, target=None, out="run", config=None, force=False, progress=True):
-        seen.update(images=images, classifier=classifier, target=target, out=out, force=force)
-        return "run-result"
-
-    monkeypatch.setattr(pipeline, "run_class", fake_run_class)
-    from vsum.models import Classifier
-
-    clf = Classifier.__new__(Classifier)  # a loaded classifier is passed through untouched
-    assert vsum.summarize(["a.jpg"], clf, target=146, out=tmp_path, force=True) == "run-result"
-    assert seen == {"images": ["a.jpg"], "classifier": clf, "target": 146, "out": tmp_path, "force": True}
+    assert inspect.isfunction(vsum.summarize) and vsum.summarize is pipeline.summarize
+    params = list(inspect.signature(vsum.summarize).parameters)
+    assert params == ["images", "model", "target", "out", "config", "force", "progress", "device"]

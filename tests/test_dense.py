@@ -7,11 +7,10 @@ import json
 import numpy as np
 import pytest
 
-import vsum.boxes
 import vsum.flow as vf
 from vsum.reference import dense as ref
 
-from helpers import random_boxes
+from helpers import random_boxes, require_data
 
 
 def assert_field_equal(got, want):
@@ -19,14 +18,6 @@ def assert_field_equal(got, want):
     for g, w, name in zip(got, want, names):
         assert g.dtype == w.dtype and g.shape == w.shape, name
         np.testing.assert_array_equal(g, w, err_msg=name)
-
-
-@pytest.fixture
-def threads():
-    """Run the body under several thread counts: yields a setter, restores the count after."""
-    old = vsum.boxes.get_num_threads()
-    yield vsum.boxes.set_num_threads
-    vsum.boxes.set_num_threads(old)
 
 
 # ---------------------------------------------------------------------------
@@ -106,8 +97,7 @@ def _small_pair(data_dir, side=96):
     from PIL import Image
 
     folder = data_dir / "keypoints" / "willow-dev" / "car_G"
-    if not folder.is_dir():
-        pytest.skip(f"{folder} not found")
+    require_data(folder.is_dir(), str(folder))
     names = sorted(json.loads((folder / "keypoints.json").read_text()))[:2]
     images = []
     for n in names:
@@ -118,7 +108,7 @@ def _small_pair(data_dir, side=96):
     return images
 
 
-def test_match_field_parity_real_lom(data_dir, threads):
+def test_match_field_parity_real_lom(data_dir, restore_threads):
     from vsum.features import appearance, describe
     from vsum.proposals import selective_search
 
@@ -129,18 +119,18 @@ def test_match_field_parity_real_lom(data_dir, threads):
     conf = vf.match(boxes_a, boxes_b, np.maximum(np.asarray(app), 0), "lom")
     want = ref.match_field(boxes_a, boxes_b, conf, img_a.shape, img_b.shape)
     for t in (1, 2, 3):
-        threads(t)
+        restore_threads(t)
         assert_field_equal(vf.match_field(boxes_a, boxes_b, conf, img_a.shape, img_b.shape), want)
     assert want[2].mean() > 0.1
 
 
-def test_match_field_threads_identical(threads):
+def test_match_field_threads_identical(restore_threads):
     rng = np.random.default_rng(7)
     a, b = random_boxes(rng, 120, 70, 90, outside=5), random_boxes(rng, 80, 60, 50)
     conf = rng.random((120, 80)).astype(np.float32)
     outs = []
     for t in (1, 2, 3, 5):
-        threads(t)
+        restore_threads(t)
         outs.append(vf.match_field(a, b, conf, (70, 90), (60, 50)))
     for o in outs[1:]:
         assert_field_equal(o, outs[0])
@@ -272,7 +262,7 @@ def test_fill_no_valid_pixel_gives_zero():
     np.testing.assert_array_equal(fy, 0)
 
 
-def test_fill_threads_identical(threads):
+def test_fill_threads_identical(restore_threads):
     rng = np.random.default_rng(4)
     h, w = 67, 150  # several column blocks
     vx = rng.normal(0, 3, (h, w)).astype(np.float32)
@@ -282,7 +272,7 @@ def test_fill_threads_identical(threads):
     guide = _guide(rng, h, w)
     outs = []
     for t in (1, 2, 3, 7):
-        threads(t)
+        restore_threads(t)
         outs.append(vf.fill_flow(vx, vy, valid, guide, lam=500.0, sigma=5.0, iterations=2, smooth=False))
     for o in outs[1:]:
         np.testing.assert_array_equal(o[0], outs[0][0])
@@ -351,7 +341,9 @@ def test_dense_flow_nearest_and_callable():
     vf.dense_flow(img_a, img_a, boxes_a, boxes_b, conf, fill=fill)
     assert seen["valid"] == 80
     with pytest.raises(ValueError, match="fill"):
-        vf.dense_flow(img_a, img_a, boxes_a, boxes_b, conf, fill="sd")
+        vf.dense_flow(img_a, img_a, boxes_a, boxes_b, conf, fill="bilateral")
+    sx, sy = vf.dense_flow(img_a, img_a, boxes_a, boxes_b, conf, fill="sd")  # the SD filter of the original
+    assert sx.shape == (10, 12) and np.isfinite(sx).all() and np.isfinite(sy).all()
     with pytest.raises(ValueError, match="fill callable"):
         vf.dense_flow(img_a, img_a, boxes_a, boxes_b, conf, fill=lambda *a: (np.zeros(3), np.zeros(3)))
     with pytest.raises(ValueError, match="img_a"):

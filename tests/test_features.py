@@ -7,6 +7,8 @@ import pytest
 
 from vsum import features as vf
 
+from helpers import require_data
+
 K = 7
 
 
@@ -126,7 +128,8 @@ def test_ridge_parameter_changes_the_model():
 
 
 def test_appearance_torch_matches_numpy():
-    torch = pytest.importorskip("torch")
+    import torch
+
     rng = np.random.default_rng(5)
     a, b = random_desc(rng, 6), random_desc(rng, 4)
     expected = vf.appearance(a, b)
@@ -146,8 +149,7 @@ def test_descriptor_scores_itself_highest_on_photos(data_dir):
     from PIL import Image
 
     paths = sorted((data_dir / "paper-examples").glob("*.jpg"))[:2]
-    if not paths:
-        pytest.skip("no photos in paper-examples/")
+    require_data(bool(paths), f"photos in {data_dir / 'paper-examples'}")
     rng = np.random.default_rng(6)
     for path in paths:
         with Image.open(path) as img:

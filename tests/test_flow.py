@@ -7,9 +7,11 @@ import pytest
 
 import vsum.boxes
 import vsum.flow as vf
+import vsum.threads
 from vsum.reference import flow as ref
 
 import helpers
+from helpers import require_data
 
 METHODS = ["nam", "phm", "lom"]
 
@@ -84,14 +86,14 @@ def test_threads_identical(method):
     rng = np.random.default_rng(3)
     a, b = random_boxes(rng, 80), random_boxes(rng, 50)
     s = rng.random((80, 50)).astype(np.float32)
-    old = vsum.boxes.get_num_threads()
+    old = vsum.threads.get_num_threads()
     try:
         outs = []
         for t in (1, 2, 3):
-            vsum.boxes.set_num_threads(t)
+            vsum.threads.set_num_threads(t)
             outs.append(vf.match(a, b, s, method))
     finally:
-        vsum.boxes.set_num_threads(old)
+        vsum.threads.set_num_threads(old)
     for o in outs[1:]:
         np.testing.assert_array_equal(o, outs[0])
 
@@ -149,8 +151,7 @@ def test_parity_real_descriptors(data_dir):
 
     folder = data_dir / "paper-examples"
     paths = sorted(folder.glob("*.jpg"))[:2]
-    if len(paths) < 2:
-        pytest.skip("need two photos in paper-examples")
+    require_data(len(paths) == 2, f"two photos in {folder}")
     imgs, boxes, descs = [], [], []
     for p in paths:
         img = np.asarray(io.read_image(p, max_side=128).rgb)
@@ -199,12 +200,12 @@ def test_core_reports_first_bad_value_any_threads():
     a, b = random_boxes(rng, 64), random_boxes(rng, 5)
     s = np.ones((64, 5), np.float32)
     s[7, 3], s[50, 0] = np.nan, -1.0
-    old = vsum.boxes.get_num_threads()
+    old = vsum.threads.get_num_threads()
     try:
         for t in (1, 2, 4):
-            vsum.boxes.set_num_threads(t)
+            vsum.threads.set_num_threads(t)
             for m in METHODS:
                 with pytest.raises(ValueError, match=r"finite and >= 0; got nan at \(7, 3\)"):
                     _core.flow_match(a, b, s, m, 128, 128)
     finally:
-        vsum.boxes.set_num_threads(old)
+        vsum.threads.set_num_threads(old)

@@ -6,9 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import vsum.boxes as vb
+import vsum.threads
 from vsum import features as vf
 from vsum.reference import hog as ref
+
+from helpers import require_data
 
 RTOL = 1e-4
 
@@ -39,13 +41,6 @@ def load_photo(path, max_side=None):
         return np.asarray(img)
 
 
-@pytest.fixture
-def restore_threads():
-    before = vb.get_num_threads()
-    yield
-    vb.set_num_threads(before)
-
-
 # ---------------------------------------------------------------------------
 # FHOG
 # ---------------------------------------------------------------------------
@@ -71,8 +66,7 @@ def test_fhog_matches_reference_smooth_and_integer_images():
 
 def test_fhog_matches_reference_on_photos(data_dir):
     paths = sorted((data_dir / "paper-examples").glob("*.jpg"))[:3]
-    if not paths:
-        pytest.skip("no photos in paper-examples/")
+    require_data(bool(paths), f"photos in {data_dir / 'paper-examples'}")
     for path in paths:
         image = load_photo(path, max_side=256)
         assert_close(vf.hog(image), ref.fhog(image))
@@ -192,11 +186,11 @@ def test_core_rejects_wrong_dtype_directly():
 
 def test_fhog_thread_count_invariant(restore_threads):
     image = np.random.default_rng(5).uniform(0, 255, (130, 170, 3)).astype(np.float32)
-    vb.set_num_threads(1)
+    vsum.threads.set_num_threads(1)
     one = vf.hog(image)
-    vb.set_num_threads(2)
+    vsum.threads.set_num_threads(2)
     two = vf.hog(image)
-    vb.set_num_threads(3)
+    vsum.threads.set_num_threads(3)
     three = vf.hog(image)
     np.testing.assert_array_equal(one, two)
     np.testing.assert_array_equal(one, three)
@@ -220,8 +214,7 @@ def test_describe_matches_reference_random(seed):
 
 def test_describe_matches_reference_on_photos(data_dir):
     paths = sorted((data_dir / "paper-examples").glob("*.jpg"))[:2]
-    if not paths:
-        pytest.skip("no photos in paper-examples/")
+    require_data(bool(paths), f"photos in {data_dir / 'paper-examples'}")
     rng = np.random.default_rng(11)
     for path in paths:
         image = load_photo(path)
@@ -320,10 +313,10 @@ def test_describe_identical_across_runs_and_threads(restore_threads):
     rng = np.random.default_rng(15)
     image = rng.uniform(0, 255, (120, 90, 3)).astype(np.float32)
     boxes = random_boxes(rng, 37, 120, 90)
-    vb.set_num_threads(1)
+    vsum.threads.set_num_threads(1)
     one = vf.describe(image, boxes)
     np.testing.assert_array_equal(one, vf.describe(image, boxes))
-    vb.set_num_threads(2)
+    vsum.threads.set_num_threads(2)
     np.testing.assert_array_equal(one, vf.describe(image, boxes))
-    vb.set_num_threads(5)
+    vsum.threads.set_num_threads(5)
     np.testing.assert_array_equal(one, vf.describe(image, boxes))

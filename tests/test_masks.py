@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from vsum.io import read_image
 from vsum.masks import (
     MaskConfig,
     compute_masks,
@@ -24,15 +25,15 @@ from vsum.masks import (
     write_mask_outputs,
 )
 from vsum.preprocess import resize_whole
-from vsum.io import read_image
+
+from helpers import require_data
 
 CONFIG = MaskConfig()
 
 
 def _albatross_files(data_dir: Path, count: int) -> list[Path]:
     folder = data_dir / "albatross"
-    if not folder.is_dir():
-        pytest.skip(f"{folder} not present")
+    require_data(folder.is_dir(), str(folder))
     return sorted(folder.iterdir())[1:1 + count]
 
 

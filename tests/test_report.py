@@ -1,8 +1,8 @@
 """``vsum.report.write_report``: a self-contained, escaped ``report.html``, checked in headless Chromium.
 
-The run is built like tests/test_pipeline.py (stage 1 faked by synthetic
-masks and a stub classifier) so the file stays fast.  One photo is renamed
-to an HTML-injection file name.
+The run is built like tests/test_pipeline.py (synthetic bird photos, stage 1
+faked by their silhouettes, a stub classifier) so the file stays fast and
+needs no shared data.  One photo is renamed to an HTML-injection file name.
 """
 
 from __future__ import annotations
@@ -16,35 +16,31 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("torch")
+import vsum.pipeline as pipeline
+from vsum import VsumError
+from vsum.report import render_report, write_report
 
-import vsum.pipeline as pipeline  # noqa: E402
-from vsum import VsumError  # noqa: E402
-from vsum.report import render_report, write_report  # noqa: E402
+from pipeline_helpers import CONFIG, StubClassifier, fake_masks, write_birds
 
-from test_pipeline import CONFIG, StubClassifier, fake_masks  # noqa: E402
-
-EVIL = "<img src=x onerror=alert(1)>.jpg"
-EVIL_ESCAPED = "&lt;img src=x onerror=alert(1)&gt;.jpg"
+EVIL = "<img src=x onerror=alert(1)>.png"
+EVIL_ESCAPED = "&lt;img src=x onerror=alert(1)&gt;.png"
 
 
 @pytest.fixture(scope="module")
-def run_dir(data_dir, tmp_path_factory) -> Path:
+def run_dir(tmp_path_factory) -> Path:
     photos = tmp_path_factory.mktemp("photos")
-    sources = sorted((data_dir / "albatross").glob("*.jpg"))[:4]
-    for k, path in enumerate(sources):
-        shutil.copy(path, photos / (EVIL if k == 1 else path.name))
+    masks = write_birds(photos, 4, rename={1: EVIL})
     out = tmp_path_factory.mktemp("run")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(pipeline, "compute_masks", fake_masks("blob"))
-        run = pipeline.run_class(photos, StubClassifier(), target=0, out=out, config=CONFIG, progress=False)
+        mp.setattr(pipeline, "compute_masks", fake_masks(masks))
+        run = pipeline.summarize(photos, StubClassifier(), target=0, out=out, config=CONFIG, progress=False)
     assert run.result["status"] == "ok" and run.summaries, "the test run must produce a summary"
     return out
 
 
 def test_pipeline_writes_the_report(run_dir):
     result = json.loads((run_dir / "result.json").read_text(encoding="utf-8"))
-    assert result["outputs"]["report"] == "report.html" and "notes" not in result
+    assert result["outputs"]["report"] == "report.html" and result["notes"] == []
     assert (run_dir / "report.html").is_file()
     assert not list(run_dir.glob("*.tmp"))
 
@@ -86,21 +82,19 @@ def test_missing_run(tmp_path):
         write_report(tmp_path)
 
 
-def test_report_failure_never_loses_the_run(data_dir, tmp_path, monkeypatch):
+def test_report_failure_never_loses_the_run(tmp_path, monkeypatch):
     import vsum.report
 
     photos = tmp_path / "photos"
-    photos.mkdir()
-    for path in sorted((data_dir / "albatross").glob("*.jpg"))[:2]:
-        shutil.copy(path, photos / path.name)
+    masks = write_birds(photos, 2)
 
     def broken(run_dir):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(pipeline, "compute_masks", fake_masks("blob"))
+    monkeypatch.setattr(pipeline, "compute_masks", fake_masks(masks))
     monkeypatch.setattr(vsum.report, "write_report", broken)
     with pytest.warns(RuntimeWarning, match="report.html"):
-        run = pipeline.run_class(photos, StubClassifier(), target=0, out=tmp_path / "run", config=CONFIG,
+        run = pipeline.summarize(photos, StubClassifier(), target=0, out=tmp_path / "run", config=CONFIG,
                                  progress=False)
     result = json.loads((tmp_path / "run" / "result.json").read_text(encoding="utf-8"))
     assert result == json.loads(json.dumps(run.result))
@@ -124,7 +118,7 @@ window.addEventListener('load', function () {
   document.body.setAttribute('data-summaries-visible', String(visible));
   document.body.setAttribute('data-injected', String(document.querySelectorAll('img[src="x"]').length));
   document.body.setAttribute('data-text-ok',
-    String(document.body.textContent.includes('<img src=x onerror=alert(1)>.jpg')));
+    String(document.body.textContent.includes('<img src=x onerror=alert(1)>.png')));
 });
 </script>
 """

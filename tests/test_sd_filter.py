@@ -1,11 +1,11 @@
-"""SD filter reference (vsum.reference.sd_filter): hand-checked cases, invariants, edge preservation, bad input."""
+"""SD filter reference (vsum.sd_filter): hand-checked cases, invariants, edge preservation, bad input."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from vsum.reference.sd_filter import sd_fill, sd_filter
+from vsum.sd_filter import sd_fill, sd_filter
 
 
 def step_scene(h=16, w=20, edge=10):

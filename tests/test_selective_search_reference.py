@@ -26,6 +26,8 @@ from PIL import Image
 import vsum.proposals as vp
 from vsum.reference import selective_search as ref
 
+from helpers import require_data
+
 # ---------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------
@@ -108,8 +110,7 @@ def test_matches_reference_one_space_one_term(space, kind):
 def test_matches_reference_on_photo(data_dir):
     folder = data_dir / "paper-examples"
     paths = sorted(p for p in folder.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-    if not paths:
-        pytest.skip(f"no photos in {folder}")
+    require_data(bool(paths), f"photos in {folder}")
     with Image.open(paths[0]) as im:
         im = im.convert("RGB")
         im.thumbnail((64, 64), Image.BILINEAR)
@@ -181,7 +182,8 @@ def test_bin_edges_match(space, strategy):
 
 def test_colour_spaces_follow_their_definitions():
     """The reference colour spaces against scikit-image (documented scaling to [0, 255])."""
-    skcolor = pytest.importorskip("skimage.color")
+    import skimage.color as skcolor
+
     rgb = noise(3, 16, 64)
     corners = [[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 255, 0], [0, 0, 255], [7, 7, 7], [255, 0, 1], [1, 0, 255]]
     rgb[0, : len(corners)] = corners

@@ -8,33 +8,24 @@ import subprocess
 import sys
 import textwrap
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
+
 import vsum.boxes
 import vsum.features
 import vsum.flow as vf
 import vsum.threads
-from helpers import random_boxes
 from vsum import _core
+
+from helpers import random_boxes
 
 THREAD_COUNTS = (1, 2, 3, 7)
 HAS_PROC_TASKS = os.path.isdir("/proc/self/task")
 needs_proc = pytest.mark.skipif(
     not HAS_PROC_TASKS, reason="counting threads needs Linux /proc/self/task (pool threads are found by name)"
 )
-
-
-@pytest.fixture
-def restore_threads():
-    """Restores the thread counts (of the core, and of torch if loaded) a test changes."""
-    old = vsum.threads.get_num_threads()
-    torch = sys.modules.get("torch")
-    old_torch = torch.get_num_threads() if torch is not None else None
-    yield vsum.threads.set_num_threads
-    vsum.threads.set_num_threads(old)
-    if old_torch is not None:
-        torch.set_num_threads(old_torch)
 
 
 def random_batch(seed: int, sizes=((30, 40), (0, 5), (25, 0), (60, 50), (1, 1), (45, 45), (70, 20), (12, 33))):
@@ -69,7 +60,6 @@ def test_threads_get_set(restore_threads):
     for n in (1, 3, np.int64(2)):
         vsum.threads.set_num_threads(n)
         assert vsum.threads.get_num_threads() == int(n) == _core.get_num_threads()
-        assert vsum.boxes.get_num_threads() == int(n)
 
 
 @pytest.mark.parametrize("bad", [0, -1, _core.MAX_THREADS + 1, 2.0, True, np.bool_(True), "2", None])
@@ -240,6 +230,24 @@ POOL_PROBE = """
         vsum.flow.match_batch(*map(list, zip(*pairs)))
         vsum.flow.match(*pairs[0], order="parallel")
         vsum.features.describe(image, hog_boxes)
+
+    def peak_threads(work):
+        # runs work() while a sampler thread records the thread count every ms; returns the peak
+        peak, done = [0], threading.Event()
+
+        def sample():
+            while not done.is_set():
+                peak[0] = max(peak[0], total_threads())
+                time.sleep(0.001)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            work()
+        finally:
+            done.set()
+            sampler.join()
+        return peak[0]
 """
 
 
@@ -275,22 +283,10 @@ def test_thread_count_bounded():
     T = 4
     before = total_threads()  # before the first vsum call
     vsum.threads.set_num_threads(T)
-    peak, done = [0], threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], total_threads())
-            time.sleep(0.001)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    for _ in range(50):
-        kernels()
-    done.set()
-    sampler.join()
+    peak = peak_threads(lambda: [kernels() for _ in range(50)])
     assert len(pool_threads()) == T - 1, pool_threads()
-    assert peak[0] <= before + (T - 1) + 1, (before, peak[0])
-    print(before, peak[0])
+    assert peak <= before + (T - 1) + 1, (before, peak)
+    print(before, peak)
     """, timeout=600)
     before, peak = (int(v) for v in out.split())
     assert peak <= before + 4
@@ -383,3 +379,42 @@ def test_fork_child_gets_fresh_pool(restore_threads, busy):
     assert np.array_equal(got, want) and np.array_equal(got_3, want)
     if HAS_PROC_TASKS:  # the child started its own workers, and resized them
         assert (pool_2, pool_3) == (1, 2)
+
+
+@needs_proc
+def test_a_class_run_starts_no_thread_beyond_the_pool():
+    """Stages 2-5 of a synthetic class (selective search, descriptors, all pairs, warps) at T = 4: the
+    process never holds more threads than before plus the pool's T - 1 (and the sampler)."""
+    tests = str(Path(__file__).resolve().parent)
+    out = run_python(POOL_PROBE + f"""
+    sys.path.insert(0, {tests!r})
+    import cv2
+    from tqdm.auto import tqdm
+    from synthetic import synthetic_class
+    from vsum.clusters import find_summaries
+    from vsum.pairs import match_class
+    from vsum.proposals import selective_search
+
+    T = 4  # more than the cores, on purpose
+    vsum.threads.set_num_threads(T)
+    birds = synthetic_class(5, 128, seed=0)
+    # Libraries start their own threads on first use; start them here, they are not vsum's: OpenCV's pool,
+    # the BLAS pool of SciPy (the whitening's Cholesky solve) and tqdm's monitor (even of a disabled bar).
+    cv2.remap(birds.images[0], np.zeros((128, 128), np.float32), np.zeros((128, 128), np.float32), cv2.INTER_LINEAR)
+    vsum.features.whiten(np.ones((2, vsum.features.DESC_LENGTH), np.float32))
+    tqdm(total=1, disable=True).close()
+    before = total_threads()
+    result = {{}}
+
+    def class_run():
+        boxes = [selective_search(im, num=100)[0] for im in birds.images]
+        descs = [vsum.features.describe(im, b) for im, b in zip(birds.images, boxes)]
+        result["r"] = find_summaries(birds.images, boxes, descs, match_class(birds.masks, boxes, descs))
+
+    peak = peak_threads(class_run)
+    assert result["r"].counts["summaries"] >= 1 and result["r"].counts["clusters"] >= 2, result["r"].counts
+    assert len(pool_threads()) == T - 1, pool_threads()
+    print(before, peak)
+    """, timeout=600)
+    before, peak = (int(v) for v in out.split())
+    assert peak <= before + 3 + 1, (before, peak)

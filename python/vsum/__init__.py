@@ -1,39 +1,44 @@
 """visual-summaries: what an image classifier relies on for a whole class.
 
-The package is organised by stage (see ``docs`` in the repository and
-ALGORITHM.md):
+``vsum.summarize(images, model, target=..., out=...)`` runs one class end to
+end (:func:`vsum.pipeline.summarize`; ``vsum summarize`` on the command
+line).  The package has one module per stage (``docs/architecture.md`` in
+the repository; the method is ``docs/method.md``):
 
-- :mod:`vsum.models`  - model registry and loading (offline EfficientNet-Lite,
+- :mod:`vsum.models`    - model registry and loading (offline EfficientNet-Lite,
   torchvision architectures, any ``torch.nn.Module``)
-- :mod:`vsum.masks`   - stage 1, batched crisp saliency masks
-- :mod:`vsum.boxes`   - box geometry kernels (compiled core, NumPy in/out)
-- :mod:`vsum.summarize` - stage 5; the module is also callable:
-  ``vsum.summarize(images, model, target=..., out=...)`` runs stages 1-5
-- :mod:`vsum.pipeline` - one class end to end in a resumable run directory
-  (``vsum.summarize(...)`` = :func:`vsum.summarize_images`, ``vsum summarize``)
+- :mod:`vsum.masks`     - stage 1, batched crisp saliency masks (torch)
+- :mod:`vsum.proposals` - stage 2, graph segmentation and selective search
+- :mod:`vsum.features`  - stage 3, HOG descriptors and whitened appearance
+- :mod:`vsum.flow`      - stage 4 for one pair: NAM / PHM / LOM, dense flow, warps
+- :mod:`vsum.pairs`     - stage 4 for a class: all pairs, bounded memory
+- :mod:`vsum.clusters`  - stage 5: pruning, affinity propagation, SSIM rules
+- :mod:`vsum.render`, :mod:`vsum.report` - summary pictures, ``report.html``
+- :mod:`vsum.pipeline`  - one class in a resumable run directory
+- :mod:`vsum.threads`   - the thread count of the compiled core (and torch)
 
-Importing :mod:`vsum` is cheap: torch is only imported by the modules that
-need it.
+Importing :mod:`vsum` is cheap and does not import torch: only the modules
+of stage 1 and the pipeline do, when they are imported.
 """
 
-__version__ = "0.1.0"
+from ._version import __version__
+from .errors import VsumError
 
-
-class VsumError(Exception):
-    """A user-facing error: the message is printed as one line by the CLI."""
-
-
-__all__ = ["VsumError", "__version__", "summarize", "summarize_images"]
+__all__ = ["VsumError", "__version__", "get_num_threads", "set_num_threads", "summarize"]
 
 
 def __getattr__(name: str):
-    # ``vsum.summarize(...)`` and ``vsum.summarize_images`` without importing torch on ``import vsum``.
+    # vsum.summarize is vsum.pipeline.summarize, imported on first use (the pipeline imports torch).
     if name == "summarize":
-        import importlib
+        from .pipeline import summarize
 
-        return importlib.import_module(".summarize", __name__)
-    if name == "summarize_images":
-        from .pipeline import summarize_images
+        return summarize
+    if name in ("get_num_threads", "set_num_threads"):
+        from . import threads
 
-        return summarize_images
+        return getattr(threads, name)
     raise AttributeError(f"module 'vsum' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,9 +1,12 @@
-"""Input conversion and validation shared by the box wrappers and references.
+"""Input conversion and validation shared by every wrapper and reference.
 
-Pure NumPy (no compiled code, no torch): :mod:`vsum.boxes` converts user input
-with these helpers before calling :mod:`vsum._core`, and
-:mod:`vsum.reference.boxes` uses the same helpers so both accept exactly the
-same inputs.  Error messages follow the compiled core's wording.
+Pure NumPy (no compiled code, no torch).  The public functions convert user
+input before it reaches :mod:`vsum._core`, and the references in
+:mod:`vsum.reference` use the same helpers, so both accept exactly the same
+inputs: :func:`as_boxes` (+ :func:`check_not_degenerate`) for boxes,
+:func:`as_mask` for binary masks, :func:`as_image` for images and
+:func:`as_numeric` for other numeric arrays.  Error messages follow the
+compiled core's wording.
 """
 
 from __future__ import annotations
@@ -106,27 +109,127 @@ def as_numeric(value, name: str, what: str = "a numeric array") -> np.ndarray:
     return arr
 
 
-def as_mask(mask, name: str = "mask") -> np.ndarray:
-    """Convert a 2-D bool or integer mask to a C-contiguous uint8 array.
+def as_mask(mask, name: str = "mask", shape: tuple[int, int] | None = None) -> np.ndarray:
+    """The one mask validator: a 2-D bool or integer mask as a C-contiguous bool array.
 
-    ``bool`` becomes 0/1 (a view, no copy), ``uint8`` is kept as is (nonzero =
-    set) and any other integer dtype becomes ``(mask != 0)`` as 0/1 uint8.
-    Float masks are rejected: threshold them first.
+    Parameters
+    ----------
+    mask : (H, W) array-like of bool or int
+        Nonzero (True) = set.  Float masks are rejected: threshold them first
+        (``saliency > 0.5``).
+    name : str
+        Used in error messages.
+    shape : (int, int), optional
+        When given, the mask must be exactly ``(H, W) = shape`` (e.g. its
+        image's size).
+
+    Returns
+    -------
+    mask : (H, W) ndarray of bool, C-contiguous
+        The input itself when it already is a C-contiguous bool array, else
+        ``mask != 0``.  Kernels that take uint8 use ``mask.view(np.uint8)``
+        (0/1, no copy).
+
+    Raises
+    ------
+    ValueError
+        Not 2-D, a float or other non-integer dtype, or not of ``shape``.
     """
-    arr = np.asarray(mask)
+    try:
+        arr = np.asarray(mask)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a 2-D bool or integer array; could not convert it: {exc}") from None
     if arr.ndim != 2:
         hint = " (for an RGB image or a batch, select or reduce to one 2-D plane first)" if arr.ndim == 3 else ""
         raise ValueError(f"{name} must be a 2-D (H, W) array; got shape {arr.shape}{hint}")
     kind = arr.dtype.kind
-    if kind == "b":
-        return np.ascontiguousarray(arr).view(np.uint8)
-    if arr.dtype == np.uint8:
-        return np.ascontiguousarray(arr)
-    if kind in "iu":
-        return (arr != 0).view(np.uint8)
     if kind == "f":
         raise ValueError(
             f"{name} must be a bool or integer array (nonzero = set); got dtype {arr.dtype}. "
             f"Threshold a float mask first, e.g. `{name} > 0.5`."
         )
-    raise ValueError(f"{name} must be a bool or integer array (nonzero = set); got dtype {arr.dtype}")
+    if kind not in "biu":
+        raise ValueError(f"{name} must be a bool or integer array (nonzero = set); got dtype {arr.dtype}")
+    if shape is not None and arr.shape != tuple(shape):
+        raise ValueError(f"{name} must have its image's shape (H, W) = {tuple(shape)}; got {arr.shape}")
+    if kind == "b":
+        return np.ascontiguousarray(arr)
+    return np.ascontiguousarray(arr != 0)
+
+
+#: What :func:`as_image` does with an ``(H, W)`` grey image.
+GREY_MODES = ("replicate", "keep", "reject")
+
+
+def as_image(image, name: str = "image", *, dtype=np.uint8, grey: str = "replicate", min_side: int = 1) -> np.ndarray:
+    """The one image validator: an RGB (or grey) image as a C-contiguous ``(H, W, C)`` array.
+
+    Every function of vsum that takes an image checks it here, so all accept
+    the same inputs and word their errors the same way.  Pixel values are
+    never rescaled: images are on the 0-255 scale throughout vsum.
+
+    Parameters
+    ----------
+    image : (H, W, 3), (H, W) or (H, W, 1) array-like
+        RGB in R, G, B order, or grey.
+    name : str
+        Used in error messages (e.g. ``"images[3]"``).
+    dtype : {numpy.uint8, numpy.float32}
+        ``uint8``: the image must already be uint8; nothing is cast (a float
+        image raises, with the conversion to use).  ``float32``: any integer
+        or float dtype, converted to float32 without rescaling; values must
+        be finite.
+    grey : {"replicate", "keep", "reject"}
+        A grey image (``(H, W)`` or ``(H, W, 1)``) becomes three equal
+        channels ``(H, W, 3)``, stays one channel ``(H, W, 1)``, or raises.
+    min_side : int, default 1
+        ``H`` and ``W`` must be at least this many pixels (0 accepts an
+        empty image).
+
+    Returns
+    -------
+    image : (H, W, 3) ndarray (``(H, W, 1)`` for a grey image with ``grey="keep"``)
+        Of ``dtype``, C-contiguous; the input itself when it already is one.
+
+    Raises
+    ------
+    ValueError
+        Naming ``name``: another shape (an alpha channel, a batch), an empty
+        or too small image, another dtype (bool, complex, object, or not
+        uint8 when ``dtype`` is uint8), non-finite values.
+    """
+    if grey not in GREY_MODES:
+        raise ValueError(f"grey must be one of {GREY_MODES}; got {grey!r}")
+    if dtype not in (np.uint8, np.float32):
+        raise ValueError(f"dtype must be numpy.uint8 or numpy.float32; got {dtype!r}")
+    try:
+        arr = np.asarray(image)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be an image array; could not convert it: {exc}") from None
+    is_grey = arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 1)
+    if is_grey and grey == "reject":
+        raise ValueError(f"{name} must be an RGB array of shape (H, W, 3); got shape {arr.shape} "
+                         f"(for a grey image use numpy.stack([image] * 3, axis=-1))")
+    if not (is_grey or (arr.ndim == 3 and arr.shape[2] == 3)):
+        hint = " (drop the alpha channel first)" if arr.ndim == 3 and arr.shape[2] == 4 else ""
+        raise ValueError(f"{name} must be an (H, W, 3) RGB or (H, W) grey array; got shape {arr.shape}{hint}")
+    if arr.shape[0] < min_side or arr.shape[1] < min_side:
+        if min_side == 1:
+            raise ValueError(f"{name} must not be empty; got shape {arr.shape}")
+        raise ValueError(f"{name} must be at least {min_side} x {min_side} pixels; got {arr.shape[0]} x {arr.shape[1]}")
+    if dtype == np.uint8:
+        if arr.dtype != np.uint8:
+            raise ValueError(
+                f"{name} must be uint8 (0..255 RGB); got dtype {arr.dtype}. Convert it explicitly, e.g. "
+                f"(numpy.clip(image, 0, 1) * 255).round().astype(numpy.uint8) for a [0, 1] float image"
+            )
+    elif arr.dtype.kind not in "iuf":
+        raise ValueError(f"{name} must hold integer or float pixel values; got dtype {arr.dtype}")
+    out = np.ascontiguousarray(arr, dtype=dtype)
+    if arr.dtype.kind == "f" and out.size and not np.isfinite(out).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    if out.ndim == 2:
+        out = out[:, :, None]
+    if out.shape[2] == 1 and grey == "replicate":
+        out = np.ascontiguousarray(np.repeat(out, 3, axis=2))
+    return out

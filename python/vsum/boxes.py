@@ -20,9 +20,9 @@ or ``y2 < y1`` is degenerate and raises :class:`ValueError`.
 
 Threads
 -------
-The kernels use :func:`get_num_threads` threads (environment variable
-``VSUM_NUM_THREADS``, else all hardware threads); results do not depend on
-the thread count.
+The kernels run on the compiled core's thread pool
+(:func:`vsum.threads.get_num_threads` threads); results do not depend on the
+thread count.
 
 Importing this module does not import torch.
 """
@@ -32,17 +32,14 @@ from __future__ import annotations
 import numpy as np
 
 from ._arrays import BOX_COORD_MAX, BOX_COORD_MIN, as_boxes, as_mask
-
 from ._compiled import _core
 
 __all__ = [
     "BOX_COORD_MAX",
     "BOX_COORD_MIN",
     "coverage",
-    "get_num_threads",
     "iou",
     "overlap_min",
-    "set_num_threads",
 ]
 
 
@@ -194,35 +191,3 @@ def coverage(mask, boxes) -> np.ndarray:
     m = as_mask(mask, "mask")
     b = as_boxes(boxes, "boxes")
     return _core.box_coverage(m, b)
-
-
-def get_num_threads() -> int:
-    """Number of threads the compiled kernels use (>= 1).
-
-    Initially the value of the environment variable ``VSUM_NUM_THREADS`` when
-    it is a positive integer (read on first use), else the number of hardware
-    threads.
-    """
-    return int(_core.get_num_threads())
-
-
-def set_num_threads(n: int) -> None:
-    """Set the number of threads the compiled kernels use.
-
-    Parameters
-    ----------
-    n : int
-        ``1 <= n <= 4096``.  Applies process-wide to all compiled kernels;
-        results are identical for every thread count.
-
-    Raises
-    ------
-    ValueError
-        If ``n`` is out of range or not an integer.
-    """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-        raise ValueError(f"num_threads must be an integer; got {n!r}")
-    n = int(n)
-    if not 1 <= n <= _core.MAX_THREADS:
-        raise ValueError(f"num_threads must be an integer in [1, {_core.MAX_THREADS}]; got {n}")
-    _core.set_num_threads(n)

@@ -10,7 +10,8 @@ import argparse
 import os
 import sys
 
-from . import VsumError, __version__
+from ._version import __version__
+from .errors import VsumError
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -24,24 +25,24 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
 
 
-def _set_core_threads(threads: int | None) -> None:
-    """``--threads`` for the compiled core (None keeps its default: every usable core)."""
-    if threads:
-        from .boxes import set_num_threads
+def _set_threads(threads: int | None) -> None:
+    """``--threads``: :func:`vsum.threads.set_num_threads` (None keeps the defaults: every usable core)."""
+    if threads is not None:
+        from .threads import set_num_threads
 
-        set_num_threads(threads)
+        try:
+            set_num_threads(threads)
+        except ValueError as exc:
+            raise VsumError(f"--threads: {exc}") from None
 
 
 def _load(args):
     """The model of ``--model``/``--weights``/``--device``; applies ``--threads`` to torch and the core."""
-    import torch
-
     from .models import load_model
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    _set_core_threads(args.threads)
-    return load_model(args.model, weights=args.weights, device=args.device, allow_download=not args.offline)
+    classifier = load_model(args.model, weights=args.weights, device=args.device, allow_download=not args.offline)
+    _set_threads(args.threads)  # after torch is imported, so that it applies to torch too
+    return classifier
 
 
 def resolve_target(value: str | None, class_names: list[str]) -> int | None:
@@ -137,7 +138,8 @@ def _masks_paragraph(run, result, classifier, target, out) -> str:
 
 def cmd_summarize(args) -> int:
     from .masks import MaskConfig
-    from .pipeline import PipelineConfig, ProposalConfig, run_class
+    from .pipeline import PipelineConfig, summarize
+    from .proposals import ProposalConfig
 
     classifier = _load(args)
     target = resolve_target(args.target, classifier.class_names)
@@ -151,7 +153,7 @@ def cmd_summarize(args) -> int:
             proposals=ProposalConfig(num=args.proposals, seed=args.seed))
     except ValueError as exc:
         raise VsumError(str(exc)) from exc
-    run = run_class(args.images, classifier, target=target, out=args.out, config=config, force=args.force,
+    run = summarize(args.images, classifier, target=target, out=args.out, config=config, force=args.force,
                     progress=not args.quiet)
     print(_summarize_paragraph(run.result, classifier, args.out))
     return 0
@@ -185,6 +187,8 @@ def _summarize_paragraph(result: dict, classifier, out) -> str:
         text += f" Skipped {_skip_reasons(result['skipped'])}."
     if result["reason"]:
         text += f" No summaries: {result['reason']}."
+    for note in result.get("notes", []):
+        text += f" Note: {note}."
     stages = ", ".join(f"{name} {t[name]:.1f} s" + (" (cached)" if name in result["reused"] else "")
                        for name in ("masks", "proposals", "descriptors", "pairs", "summaries"))
     text += f" Time: {stages}; total {t['total']:.1f} s."
@@ -200,7 +204,7 @@ def cmd_eval_flow(args) -> int:
         methods = ["nam", "phm", "lom"]
     config = FlowEvalConfig(methods=tuple(methods), num_proposals=args.proposals, seed=args.seed, fill=args.fill,
                             max_side=args.max_side)
-    _set_core_threads(args.threads)
+    _set_threads(args.threads)
     result = evaluate_flow(args.dataset, config, progress=not args.quiet)
     if args.out:
         atomic_write_json(args.out, result)

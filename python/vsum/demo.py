@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import VsumError
+from .errors import VsumError
 
 #: scikit-image's bundled photographs (file names inside ``skimage.data.data_dir``).
 DEMO_FILES = ("chelsea.png", "coffee.png", "rocket.jpg", "astronaut.png", "motorcycle_left.png")
@@ -179,7 +179,7 @@ def run_demo(out: str | Path = "runs/demo", model="efficientnet_lite0", config: 
              force: bool = False, progress: bool = True, device: str | None = None):
     """Stages 1-5 on the built-in demo class (``vsum demo``).
 
-    Writes the views to ``out/images/`` and runs :func:`vsum.pipeline.run_class`
+    Writes the views to ``out/images/`` and runs :func:`vsum.pipeline.summarize`
     on them into ``out/`` with the published parameters, except the stage-1
     iterations of ``config``.  The class explained is the top-1 class most
     views get (a tabby cat for the default model).
@@ -192,22 +192,23 @@ def run_demo(out: str | Path = "runs/demo", model="efficientnet_lite0", config: 
         Default: the offline EfficientNet-Lite0.
     config : DemoConfig, optional
     force, progress, device
-        As for :func:`vsum.pipeline.run_class` and :func:`vsum.models.load_model`.
+        As for :func:`vsum.pipeline.summarize`.
 
     Returns
     -------
     vsum.pipeline.RunResult
     """
     from .masks import MaskConfig
-    from .pipeline import PipelineConfig, resolve_classifier, run_class
+    from .models import as_classifier
+    from .pipeline import PipelineConfig, summarize
 
     config = config if config is not None else DemoConfig()
     if not isinstance(config, DemoConfig):
         raise ValueError(f"config must be a DemoConfig; got {type(config).__name__}")
-    classifier = resolve_classifier(model, device)
+    classifier = as_classifier(model, device)
     out = Path(out)
     paths = write_demo_views(out / "images", config.views, config.seed)
     target = majority_class(paths, classifier)
     masks = MaskConfig().with_iterations(config.smooth_iterations, config.sharp_iterations)
-    return run_class(paths, classifier, target=target, out=out, config=PipelineConfig(masks=masks), force=force,
+    return summarize(paths, classifier, target=target, out=out, config=PipelineConfig(masks=masks), force=force,
                      progress=progress)

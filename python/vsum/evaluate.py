@@ -30,7 +30,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from . import VsumError
+from .errors import VsumError
 
 __all__ = [
     "ALPHAS",
@@ -69,6 +69,8 @@ class FlowEvalConfig:
         Hole filling of the dense flow, passed to :func:`vsum.flow.dense_flow`
         (``"fgs"``: edge-aware fast global smoother; ``"nearest"``: nearest
         valid pixel; ``"sd"``: the SD filter of the original, slow).
+    order : {"sequential", "parallel"}
+        LOM update order (:func:`vsum.flow.match`).
     max_side : int or None
         When set, images whose longer side exceeds it are downscaled (keypoints
         scaled with them, PCK measured in the downscaled frame).
@@ -79,10 +81,11 @@ class FlowEvalConfig:
     num_proposals: int = 500
     seed: int = 0
     fill: str = "fgs"
+    order: str = "sequential"
     max_side: int | None = None
 
     def __post_init__(self):
-        from .flow import METHODS
+        from .flow import FILLS, LOM_ORDERS, METHODS
 
         methods = tuple(str(m).lower() for m in self.methods)
         bad = [m for m in methods if m not in METHODS]
@@ -95,6 +98,10 @@ class FlowEvalConfig:
         object.__setattr__(self, "alphas", alphas)
         if int(self.num_proposals) < 1:
             raise VsumError(f"num_proposals must be >= 1; got {self.num_proposals}")
+        if self.fill not in FILLS:
+            raise VsumError(f"fill must be one of {FILLS}; got {self.fill!r}")
+        if self.order not in LOM_ORDERS:
+            raise VsumError(f"order must be one of {LOM_ORDERS}; got {self.order!r}")
         if self.max_side is not None and int(self.max_side) < 16:
             raise VsumError(f"max_side must be >= 16 pixels; got {self.max_side}")
 
@@ -261,18 +268,15 @@ def prepare_image(rgb: np.ndarray, num_proposals: int = 500, seed: int = 0, scal
     return PreparedImage(rgb=rgb, boxes=boxes, descriptors=desc, weights=w, bias=bias, scale=scale)
 
 
-def pair_flow(a: PreparedImage, b: PreparedImage, method: str, fill="fgs",
-              order: str = "sequential") -> tuple[np.ndarray, np.ndarray]:
-    """Dense flow A -> B: appearance, matching (``method``, LOM ``order``), dense field; (vx, vy) float32 (Ha, Wa)."""
+def _flow(a: PreparedImage, b: PreparedImage, method: str, config: FlowEvalConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Dense flow A -> B of two prepared images (:func:`vsum.flow.pair_flow`)."""
     from .features import whitened_scores
-    from .flow import dense_flow, match
+    from .flow import pair_flow
 
-    if fill == "sd":
-        from .reference.sd_filter import sd_fill as fill
     scores = whitened_scores(a.weights, a.bias, b.descriptors)
     shape = (max(a.rgb.shape[0], b.rgb.shape[0]), max(a.rgb.shape[1], b.rgb.shape[1]))
-    conf = match(a.boxes, b.boxes, scores, method, image_shape=shape, order=order)
-    return dense_flow(a.rgb, b.rgb, a.boxes, b.boxes, conf, fill=fill)
+    return pair_flow(a.rgb, b.rgb, a.boxes, b.boxes, scores, method=method, order=config.order, fill=config.fill,
+                     image_shape=shape)
 
 
 def _read(path: Path, max_side: int | None) -> tuple[np.ndarray, float]:
@@ -304,7 +308,7 @@ def evaluate_flow(root, config: FlowEvalConfig | None = None, *, progress: bool 
         Show a progress bar per class.
     flow_fn : callable, optional
         ``flow_fn(prepared_a, prepared_b, method) -> (vx, vy)`` replacing
-        :func:`pair_flow` (for experiments and tests).
+        the dense flow of :func:`vsum.flow.pair_flow` (for experiments and tests).
 
     Returns
     -------
@@ -344,7 +348,7 @@ def evaluate_flow(root, config: FlowEvalConfig | None = None, *, progress: bool 
                 if flow_fn is not None:
                     vx, vy = flow_fn(a, b, method)
                 else:
-                    vx, vy = pair_flow(a, b, method, config.fill)
+                    vx, vy = _flow(a, b, method, config)
                 pts_a = cls.points[i] * a.scale
                 moved = np.full_like(pts_a, np.nan)
                 seen = np.isfinite(pts_a).all(axis=1)

@@ -26,13 +26,15 @@ before normalisation: a [0, 1] image behaves like a 0-255 image whose eps is
 Boxes are ``(x1, y1, x2, y2)`` int with inclusive pixel corners, x = column
 (see :mod:`vsum.boxes`).
 
-NumPy references with the same semantics: :mod:`vsum.reference.hog`.
+NumPy references with the same semantics: :mod:`vsum.reference.hog`
+(tests and benchmarks only; nothing here imports it).
 Importing this module does not import torch.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,25 +42,22 @@ from typing import Any
 
 import numpy as np
 
-from ._arrays import as_boxes, check_not_degenerate
-from .reference.hog import (
-    DESC_CELLS,
-    DESC_LENGTH,
-    FEATURES,
-    MIN_IMAGE_SIDE,
-    as_cell,
-    as_image,
-    fhog_shape,
-)
-
+from ._arrays import as_boxes, as_image, check_not_degenerate
 from ._compiled import _core
+from ._config import StageConfig
 
 __all__ = [
+    "DESC_CELLS",
     "DESC_LENGTH",
+    "DescriptorConfig",
+    "MIN_IMAGE_SIDE",
     "FEATURES",
     "STATS_PATH",
     "WhiteningModel",
     "appearance",
+    "as_cell",
+    "as_descriptors",
+    "as_proposals",
     "describe",
     "hog",
     "hog_shape",
@@ -68,20 +67,58 @@ __all__ = [
     "whitened_scores",
 ]
 
+#: Features per HOG cell (18 contrast-sensitive + 9 insensitive orientations + 4 texture).
+FEATURES = 31
+#: Cells per side of a proposal descriptor, and its length (8 * 8 * 31).
+DESC_CELLS = 8
+DESC_LENGTH = DESC_CELLS * DESC_CELLS * FEATURES
+#: :func:`describe` needs images at least this many pixels on each side.
+MIN_IMAGE_SIDE = 16
+#: Largest HOG cell side accepted, in pixels.
+MAX_CELL = 1 << 12
+
 #: The background statistics shipped with the package.
 STATS_PATH = Path(__file__).resolve().parent / "data" / "hog_stats.npz"
 #: Default ridge, relative to the mean diagonal of the stationary covariance.
 DEFAULT_RIDGE = 0.01
 
 
+@dataclass(frozen=True)
+class DescriptorConfig(StageConfig):
+    """Stage-3 settings: none can be changed.
+
+    The descriptor layout is fixed by the method (``docs/method.md``, stage
+    3): the box padded by one HOG cell, resized to 80 x 80 pixels, 31-d
+    Felzenszwalb HOG with 8-pixel cells, the inner 8 x 8 cells
+    (:data:`DESC_LENGTH` = 1984 values).  The class exists so that stage 3
+    has a configuration like every stage, keyed into the run cache: a
+    setting added here later invalidates stored descriptors.
+    """
+
+
+def as_cell(cell) -> int:
+    """Validate the HOG cell size: an integer in ``[1, 4096]`` (ValueError otherwise)."""
+    if isinstance(cell, bool) or not isinstance(cell, (int, np.integer)):
+        raise ValueError(f"cell must be an integer number of pixels; got {cell!r}")
+    cell = int(cell)
+    if not 1 <= cell <= MAX_CELL:
+        raise ValueError(f"cell must be an integer in [1, {MAX_CELL}]; got {cell}")
+    return cell
+
+
 def hog_shape(height: int, width: int, cell: int = 8) -> tuple[int, int, int]:
     """Shape of :func:`hog` for an ``height x width`` image.
 
     ``(max(round(height / cell) - 2, 0), max(round(width / cell) - 2, 0), 31)``
-    with halves rounded up (C ``round``): e.g. 224 x 224 with 8 px cells gives
+    with halves rounded up (C ``llround``): e.g. 224 x 224 with 8 px cells gives
     ``(26, 26, 31)``, 375 x 500 gives ``(45, 61, 31)``, 80 x 80 gives ``(8, 8, 31)``.
     """
-    return fhog_shape(int(height), int(width), as_cell(cell))
+    cell = as_cell(cell)
+
+    def blocks(side: int) -> int:
+        return int(math.floor(int(side) / cell + 0.5))
+
+    return max(blocks(height) - 2, 0), max(blocks(width) - 2, 0), FEATURES
 
 
 def hog(image, cell: int = 8) -> np.ndarray:
@@ -139,7 +176,7 @@ def hog(image, cell: int = 8) -> np.ndarray:
     >>> hog(np.zeros((224, 224, 3), np.uint8)).shape
     (26, 26, 31)
     """
-    return _core.fhog(as_image(image), as_cell(cell))
+    return _core.fhog(as_image(image, "image", dtype=np.float32, min_side=0), as_cell(cell))
 
 
 def describe(image, boxes) -> np.ndarray:
@@ -178,14 +215,9 @@ def describe(image, boxes) -> np.ndarray:
     vsum.reference.hog.describe : NumPy reference.
     whiten, appearance : the whitened similarity of descriptors.
     """
-    im = as_image(image)
+    im = as_image(image, "image", dtype=np.float32, min_side=MIN_IMAGE_SIDE)
     b = as_boxes(boxes, "boxes")
     check_not_degenerate(b, "boxes")
-    if im.shape[0] < MIN_IMAGE_SIDE or im.shape[1] < MIN_IMAGE_SIDE:
-        raise ValueError(
-            f"image must be at least {MIN_IMAGE_SIDE} x {MIN_IMAGE_SIDE} pixels to describe boxes; "
-            f"got {im.shape[0]} x {im.shape[1]}"
-        )
     return _core.hog_describe(im, b)
 
 
@@ -320,7 +352,8 @@ def _is_torch(x) -> bool:
     return type(x).__module__.startswith("torch") and type(x).__name__ == "Tensor"
 
 
-def _as_descriptors(desc, name: str) -> np.ndarray:
+def as_descriptors(desc, name: str = "descriptors") -> np.ndarray:
+    """Validate descriptors: an ``(n, 1984)`` finite numeric array as C-contiguous float32 (ValueError otherwise)."""
     arr = np.asarray(desc)
     if arr.ndim == 1 and arr.size == 0:
         arr = arr.reshape(0, DESC_LENGTH)
@@ -332,6 +365,39 @@ def _as_descriptors(desc, name: str) -> np.ndarray:
     if arr.size and not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     return arr
+
+
+def as_proposals(boxes, descriptors) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Validate the proposals of N images and their descriptors, image by image.
+
+    Parameters
+    ----------
+    boxes : sequence of N (n_i, 4) array-likes of int
+        Boxes ``(x1, y1, x2, y2)``, inclusive corners, not degenerate.
+    descriptors : sequence of N (n_i, 1984) array-likes of float
+        One finite descriptor per box (:func:`describe`).
+
+    Returns
+    -------
+    boxes : list of N (n_i, 4) int32 arrays
+    descriptors : list of N (n_i, 1984) float32 arrays, C-contiguous
+
+    Raises
+    ------
+    ValueError
+        Naming the image: bad boxes, bad descriptors, or a descriptor count
+        other than the box count (the callers check the list lengths).
+    """
+    out_boxes, out_descs = [], []
+    for i, (b, d) in enumerate(zip(boxes, descriptors)):
+        b = as_boxes(b, f"boxes[{i}]")
+        check_not_degenerate(b, f"boxes[{i}]")
+        d = as_descriptors(d, f"descriptors[{i}]")
+        if len(d) != len(b):
+            raise ValueError(f"descriptors[{i}] has {len(d)} rows but boxes[{i}] has {len(b)} boxes")
+        out_boxes.append(b)
+        out_descs.append(d)
+    return out_boxes, out_descs
 
 
 def whiten(desc, *, ridge: float = DEFAULT_RIDGE, stats_path=None) -> tuple[np.ndarray, np.ndarray]:
@@ -355,7 +421,7 @@ def whiten(desc, *, ridge: float = DEFAULT_RIDGE, stats_path=None) -> tuple[np.n
         ``-w . mu`` with ``mu`` the mean cell tiled over the 8 x 8 cells, so
         that ``w . h + bias = w . (h - mu)``.
     """
-    h = _as_descriptors(desc, "desc").astype(np.float64)
+    h = as_descriptors(desc, "desc").astype(np.float64)
     model = whitening_model(ridge, stats_path)
     w = model.solve(h - model.mu)
     bias = -(w @ model.mu)
@@ -411,7 +477,7 @@ def appearance(desc_a, desc_b, *, ridge: float = DEFAULT_RIDGE, stats_path=None)
     model = whitening_model(ridge, stats_path)
     if _is_torch(desc_a) or _is_torch(desc_b):
         return _appearance_torch(desc_a, desc_b, model)
-    b = _as_descriptors(desc_b, "desc_b")
+    b = as_descriptors(desc_b, "desc_b")
     w, bias = whiten(desc_a, ridge=ridge, stats_path=stats_path)
     return whitened_scores(w, bias, b)
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._arrays import as_boxes, as_mask, as_numeric, check_not_degenerate
+from ._arrays import as_boxes, as_image, as_mask, as_numeric, check_not_degenerate
 from ._compiled import _core
 
-__all__ = ["METHODS", "match", "match_batch", "match_field", "fill_flow", "dense_flow", "warp", "transfer_points"]
+__all__ = ["FILLS", "METHODS", "match", "match_batch", "match_field", "fill_flow", "dense_flow", "pair_flow", "warp",
+           "transfer_points"]
 
 METHODS = ("nam", "phm", "lom")
 
@@ -228,6 +229,8 @@ def match_batch(boxes_a, boxes_b, appearances, method: str = "lom", image_shapes
 # dense flow field from proposal matches, edge-aware fill, warping
 # ---------------------------------------------------------------------------
 
+#: Named fills of :func:`dense_flow`.
+FILLS = ("fgs", "nearest", "sd")
 FILL_LAM = 1000.0
 FILL_SIGMA = 40.0
 FILL_ITERATIONS = 3
@@ -315,14 +318,10 @@ def match_field(boxes_a, boxes_b, conf, shape_a, shape_b):
 
 
 def _as_guide(guide, shape: tuple[int, int]) -> tuple[np.ndarray, int]:
-    g = as_numeric(guide, "guide", "a numeric image")
-    if g.ndim == 2:
-        g = g[:, :, None]
-    if g.ndim != 3 or g.shape[:2] != shape or g.shape[2] < 1:
+    """Image A as the fill's guide: ``(H, W * C)`` float32 rows and ``C`` (3, or 1 for a grey guide)."""
+    g = as_image(guide, "guide", dtype=np.float32, grey="keep", min_side=0)
+    if g.shape[:2] != shape:
         raise ValueError(f"guide must have shape {shape} or {shape + (3,)} (image A); got {np.shape(guide)}")
-    g = np.ascontiguousarray(g, dtype=np.float32)
-    if not np.isfinite(g).all():
-        raise ValueError("guide must be finite")
     return g.reshape(shape[0], -1), g.shape[2]
 
 
@@ -333,7 +332,7 @@ def _as_field(vx, vy, valid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     m = as_mask(valid, "valid")
     if m.shape != x.shape:
         raise ValueError(f"valid must have the shape of vx {x.shape}; got {m.shape}")
-    m = (m != 0).view(np.uint8)
+    m = m.view(np.uint8)
     return np.ascontiguousarray(x, np.float32), np.ascontiguousarray(y, np.float32), np.ascontiguousarray(m)
 
 
@@ -442,11 +441,13 @@ def dense_flow(img_a, img_b, boxes_a, boxes_b, conf, *, fill="fgs", lam: float =
         Image B; only its shape is used.
     boxes_a, boxes_b, conf
         Proposals and their matching confidence, see :func:`match_field`.
-    fill : {"fgs", "nearest"} or callable, default "fgs"
+    fill : {"fgs", "nearest", "sd"} or callable, default "fgs"
         ``"fgs"``: :func:`fill_flow` with ``lam, sigma, iterations, smooth``.
         ``"nearest"``: invalid pixels take the value of the nearest valid
-        pixel (Euclidean), no smoothing.  A callable is called as
-        ``fill(vx, vy, valid, img_a) -> (vx, vy)``.
+        pixel (Euclidean), no smoothing.  ``"sd"``: the SD filter of the
+        original method with its published parameters
+        (:func:`vsum.sd_filter.sd_fill`; SciPy, about a second per pair).
+        A callable is called as ``fill(vx, vy, valid, img_a) -> (vx, vy)``.
     lam, sigma, iterations, smooth
         Parameters of :func:`fill_flow` (only for ``fill="fgs"``).
 
@@ -470,6 +471,8 @@ def dense_flow(img_a, img_b, boxes_a, boxes_b, conf, *, fill="fgs", lam: float =
     if len(b_shape) not in (2, 3):
         raise ValueError(f"img_b must be an (H, W[, C]) image; got shape {b_shape}")
     vx, vy, valid, _ = match_field(boxes_a, boxes_b, conf, a_img.shape[:2], b_shape[:2])
+    if fill == "sd":
+        from .sd_filter import sd_fill as fill
     if callable(fill):
         out = fill(vx, vy, valid, a_img)
         try:
@@ -483,7 +486,50 @@ def dense_flow(img_a, img_b, boxes_a, boxes_b, conf, *, fill="fgs", lam: float =
         return fill_flow(vx, vy, valid, a_img, lam=lam, sigma=sigma, iterations=iterations, smooth=smooth)
     if fill == "nearest":
         return _fill_nearest(vx, vy, valid)
-    raise ValueError(f"fill must be 'fgs', 'nearest' or a callable; got {fill!r}")
+    raise ValueError(f"fill must be one of {FILLS} or a callable; got {fill!r}")
+
+
+def pair_flow(img_a, img_b, boxes_a, boxes_b, appearance, *, method: str = "lom", order: str = "sequential",
+              fill="fgs", image_shape=None):
+    """Dense flow A -> B of one image pair, from the appearance of its proposals to the filled field.
+
+    The one place that chains stage 4 for a pair: :func:`match` (``method``,
+    LOM ``order``), then :func:`dense_flow` (``fill``).  Stage 5 warps
+    cluster members onto their exemplar image with it (``warp(img_b,
+    *pair_flow(...))``), and the keypoint benchmark
+    (:func:`vsum.evaluate.evaluate_flow`) moves keypoints with it.
+
+    Parameters
+    ----------
+    img_a, img_b : (H, W, 3) array-like, 0-255 scale
+        Images A and B (A guides the fill; only B's shape is used).
+    boxes_a, boxes_b : (na, 4), (nb, 4) array-like of int
+        Their proposals, inclusive ``(x1, y1, x2, y2)``.
+    appearance : (na, nb) array-like of float
+        Appearance similarity of the proposals (e.g.
+        :func:`vsum.features.appearance` or
+        :func:`vsum.features.whitened_scores`), finite and ``>= 0``.
+    method : {"lom", "phm", "nam"}, default "lom"
+    order : {"sequential", "parallel"}, default "sequential"
+        LOM update order (see :func:`match`).
+    fill : {"fgs", "nearest", "sd"} or callable, default "fgs"
+        See :func:`dense_flow`.
+    image_shape : (int, int), optional
+        PHM's histogram extent (see :func:`match`); the larger height and
+        width of the two images is the usual choice.
+
+    Returns
+    -------
+    vx, vy : (Ha, Wa) ndarray of float32
+        Pixel ``(x, y)`` of A corresponds to ``(x + vx, y + vy)`` in B.
+
+    Raises
+    ------
+    ValueError
+        Bad input of :func:`match` or :func:`dense_flow`.
+    """
+    conf = match(boxes_a, boxes_b, appearance, method, image_shape=image_shape, order=order)
+    return dense_flow(img_a, img_b, boxes_a, boxes_b, conf, fill=fill)
 
 
 def _as_flow(vx, vy) -> tuple[np.ndarray, np.ndarray]:

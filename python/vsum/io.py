@@ -1,4 +1,4 @@
-"""Image discovery, robust decoding and atomic file writes.
+"""Image discovery, robust decoding, atomic file writes and output naming.
 
 Every reader here turns a file into an ``(H, W, 3) uint8`` RGB array or raises
 :class:`ImageSkip` with a short reason that a run records and moves past: a
@@ -11,6 +11,7 @@ import contextlib
 import csv
 import io
 import json
+import math
 import os
 import tempfile
 import warnings
@@ -175,6 +176,34 @@ def downscale_longest_side(rgb: np.ndarray, longest: int) -> np.ndarray:
     scale = longest / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BOX), dtype=np.uint8)
+
+
+def unique_stems(paths: Sequence[Path]) -> list[str]:
+    """File stems, made unique by appending the suffix where two files share one.
+
+    ``[a.jpg, a.png, b.jpg]`` gives ``["a_jpg", "a_png", "b"]``; the names of
+    the per-image outputs (mask PNGs, report rows) of a run.
+    """
+    stems = [Path(p).stem for p in paths]
+    counts: dict[str, int] = {}
+    for stem in stems:
+        counts[stem] = counts.get(stem, 0) + 1
+    out, seen = [], set()
+    for path, stem in zip(paths, stems):
+        name = stem if counts[stem] == 1 else f"{stem}_{Path(path).suffix.lstrip('.').lower()}"
+        while name in seen:
+            name += "_"
+        seen.add(name)
+        out.append(name)
+    return out
+
+
+def json_float(value, digits: int | None = None) -> float | None:
+    """A number for JSON output: ``float(value)`` (rounded to ``digits`` when given), None when not finite."""
+    v = float(value)
+    if not math.isfinite(v):
+        return None
+    return v if digits is None else round(v, digits)
 
 
 def _current_umask() -> int:

@@ -9,7 +9,7 @@ and Adam minimises, per image,
 
     p_c(x_m) + l1 * mean|1 - m| + tv * TV_beta(m) + lasso * mean(m (1 - m))
 
-in two passes (ALGORITHM.md, stage 1): a *smooth* pass on a coarse
+in two passes (``docs/method.md``, stage 1): a *smooth* pass on a coarse
 ``input/8`` mask that is upsampled bilinearly and blurred (sigma 5 px) before
 use, then a *sharp* pass on a full-resolution mask initialised from the smooth
 result, whose lasso term drives values to 0 or 1. ``m`` is clamped to [0, 1]
@@ -38,8 +38,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import VsumError
-from .io import ImageSkip, atomic_write_csv, atomic_write_json, atomic_write_png, list_images, read_image
+from ._config import StageConfig
+from .errors import VsumError
+from .io import (
+    ImageSkip,
+    atomic_write_csv,
+    atomic_write_json,
+    atomic_write_png,
+    list_images,
+    read_image,
+    unique_stems,
+)
 from .models import Classifier, resolve_device
 from .preprocess import resize_whole
 
@@ -48,7 +57,7 @@ PASS_NAMES = ("smooth", "sharp")
 
 @dataclass(frozen=True)
 class PassConfig:
-    """One optimisation pass (a row of the stage-1 table in ALGORITHM.md).
+    """One optimisation pass (a row of the stage-1 table in ``docs/method.md``).
 
     Attributes
     ----------
@@ -75,7 +84,7 @@ class PassConfig:
 
 
 @dataclass(frozen=True)
-class MaskConfig:
+class MaskConfig(StageConfig):
     """Stage-1 parameters; the defaults are the published ones.
 
     Attributes
@@ -97,7 +106,8 @@ class MaskConfig:
         Explain images whose top-1 class is not the target instead of
         skipping them.
     threshold : float
-        Saliency above which a pixel counts as salient (area, binary mask).
+        Saliency above which a pixel counts as salient: the ``area`` metric
+        and the binary mask of the later stages (:func:`binary_mask`).
     """
 
     smooth: PassConfig = PassConfig(iterations=300, l1=0.5, tv=0.01, tv_beta=3.0, lasso=0.0,
@@ -346,7 +356,8 @@ class MaskResult:
         Target probability on the image and on its fully blurred copy.
     passes : dict of str to PassMetrics
     saliency : dict of str to ndarray, shape (S, S), uint8
-        ``round(255 * (1 - m))`` per pass; ``> 128`` is the binary mask.
+        ``round(255 * (1 - m))`` per pass; :func:`binary_mask` (``>= 128`` by default) is the
+        binary mask.
     note : str
         Conversions made while decoding (grayscale, alpha, 16-bit, ...).
     """
@@ -370,6 +381,24 @@ def saliency_to_uint8(seen_mask: torch.Tensor) -> np.ndarray:
     """``(1, S, S)`` mask in [0, 1] -> ``(S, S) uint8`` saliency ``round(255 (1 - m))``."""
     saliency = (1.0 - seen_mask.detach().float().cpu().squeeze(0)).clamp_(0.0, 1.0)
     return (saliency * 255.0 + 0.5).to(torch.uint8).numpy()
+
+
+def binary_mask(saliency8: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """The binary mask of later stages from an 8-bit saliency: ``saliency > threshold``.
+
+    Parameters
+    ----------
+    saliency8 : (S, S) ndarray of uint8
+        ``round(255 * saliency)`` (:attr:`MaskResult.saliency`, the mask PNGs).
+    threshold : float, default 0.5
+        ``MaskConfig.threshold``, on the [0, 1] scale.
+
+    Returns
+    -------
+    (S, S) ndarray of bool
+        ``saliency8 > 255 * threshold``: with the default, pixel values >= 128.
+    """
+    return np.asarray(saliency8) > 255.0 * float(threshold)
 
 
 def pass_metrics(p: float, p0: float, p_blur: float, saliency: np.ndarray, threshold: float) -> PassMetrics:
@@ -561,22 +590,6 @@ def _optimize_batch(classifier: Classifier, chunk: list[_Prepared], config: Mask
 
 
 # --------------------------------------------------------------------------- outputs
-
-
-def unique_stems(paths: Sequence[Path]) -> list[str]:
-    """File stems, made unique by appending the suffix where two files share one."""
-    stems = [p.stem for p in paths]
-    counts: dict[str, int] = {}
-    for stem in stems:
-        counts[stem] = counts.get(stem, 0) + 1
-    out, seen = [], set()
-    for path, stem in zip(paths, stems):
-        name = stem if counts[stem] == 1 else f"{stem}_{path.suffix.lstrip('.').lower()}"
-        while name in seen:
-            name += "_"
-        seen.add(name)
-        out.append(name)
-    return out
 
 
 def metrics_header(pass_names: Sequence[str] = PASS_NAMES) -> list[str]:

@@ -31,7 +31,7 @@ from typing import Sequence
 
 import torch
 
-from . import VsumError
+from .errors import VsumError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -414,3 +414,18 @@ def load_model(
     if class_names is not None:
         classifier.class_names = list(class_names)
     return classifier.to(resolve_device(device))
+
+
+def as_classifier(model, device: str | torch.device | None = None):
+    """The classifier a run uses: ``model`` loaded, or used as it is.
+
+    Registry names and ``torch.nn.Module`` objects go through
+    :func:`load_model` (on ``device``; None picks CUDA when available).  A
+    :class:`Classifier` is used as it is, or moved to ``device`` when one is
+    given.  Any other object is taken to be a classifier already (it must
+    offer ``name``, ``weights``, ``input_size``, ``num_classes``,
+    ``class_name`` and ``logits``; tests pass stand-ins this way).
+    """
+    if isinstance(model, (str, torch.nn.Module)) or (isinstance(model, Classifier) and device is not None):
+        return load_model(model, device=device)
+    return model

@@ -1,11 +1,16 @@
-"""All-pairs proposal matching of N images (stage 4 driver, bounded memory).
+"""Stage 4 for a class: all-pairs proposal matching of N images (bounded memory).
 
 :func:`all_pairs` matches every pair ``i <= j`` of N images with
 :func:`vsum.flow.match` on the whitened appearance of
 :func:`vsum.features.appearance`, streaming over the pairs: it keeps only what
 stage 5 needs (the blocks of the proposals the caller selects and, per
 selected proposal, its top-k scores against the other images), never the
-``N x N x n x n`` tensor.
+``N x N x n x n`` tensor.  :class:`AllPairsResult` records the settings that
+produced it and saves to / loads from one ``.npz`` file.
+
+:class:`PairsConfig` and :func:`match_class` are stage 4 as the pipeline runs
+it: the rows are the *valid* proposals (stage 5, step 1: boxes mostly inside
+the binary saliency mask, :func:`valid_rows`), since stage 5 uses no other.
 
 The running top-k merge (``vsum._core.pairs_topk_merge``) has a NumPy
 reference, :mod:`vsum.reference.pairs`.
@@ -15,29 +20,89 @@ Importing this module does not import torch.
 
 from __future__ import annotations
 
+import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from ._arrays import as_boxes, check_not_degenerate
 from ._compiled import _core
-from .boxes import get_num_threads
-from .features import DEFAULT_RIDGE, _as_descriptors, whiten, whitened_scores
-from .flow import METHODS, match
+from ._config import StageConfig
+from .boxes import coverage
+from .features import DEFAULT_RIDGE, as_proposals, whiten, whitened_scores
+from .flow import LOM_ORDERS, METHODS, match_batch
+from .io import atomic_open
+from .threads import get_num_threads
 
-__all__ = ["AllPairsResult", "all_pairs"]
+__all__ = ["AllPairsResult", "PairsConfig", "all_pairs", "match_class", "valid_rows"]
+
+
+@dataclass(frozen=True)
+class PairsConfig(StageConfig):
+    """Stage-4 settings (published defaults, ``docs/method.md``).
+
+    Attributes
+    ----------
+    valid_coverage : float, default 0.75
+        Stage 5, step 1, applied before stage 4 because stage 4 keeps only
+        the rows stage 5 can use: a proposal is valid when *more than* this
+        fraction of its box pixels is salient (:func:`valid_rows`).
+    method : {"lom", "phm", "nam"}, default "lom"
+        Matcher (:func:`vsum.flow.match`); stage 5 also warps with it.
+    order : {"sequential", "parallel"}, default "sequential"
+        LOM update order (:func:`vsum.flow.match`).
+    topk : int, default 100
+        Length of each valid proposal's list of best scores against the other
+        images; stage 5 prunes redundant proposals by the mean of this list
+        ("the mean of its top-100 LOM scores").
+    ridge : float, default 0.01
+        Whitening ridge, relative to the mean diagonal of the background
+        covariance (:func:`vsum.features.whiten`).
+    """
+
+    valid_coverage: float = 0.75
+    method: str = "lom"
+    order: str = "sequential"
+    topk: int = 100
+    ridge: float = DEFAULT_RIDGE
+
+    def __post_init__(self):
+        v = self.valid_coverage
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not 0.0 <= v <= 1.0:
+            raise ValueError(f"PairsConfig: valid_coverage must be a number in [0, 1]; got {v!r}")
+        if self.method not in METHODS:
+            raise ValueError(f"PairsConfig: method must be one of {METHODS}; got {self.method!r}")
+        if self.order not in LOM_ORDERS:
+            raise ValueError(f"PairsConfig: order must be one of {LOM_ORDERS}; got {self.order!r}")
+        if isinstance(self.topk, bool) or not isinstance(self.topk, (int, np.integer)) or self.topk < 1:
+            raise ValueError(f"PairsConfig: topk must be an integer >= 1; got {self.topk!r}")
+        r = self.ridge
+        if isinstance(r, bool) or not isinstance(r, (int, float, np.integer, np.floating)) or not (
+                np.isfinite(r) and r > 0):
+            raise ValueError(f"PairsConfig: ridge must be a positive finite number; got {r!r}")
 
 
 @dataclass(eq=False)
 class AllPairsResult:
     """Compact outcome of :func:`all_pairs`.
 
+    The settings that produced it are recorded (``method``, ``order``,
+    ``topk``, ``diagonal``, ``ridge``, ``stats``, ``rows``), so a stored result
+    is only reused for the same request (:meth:`mismatch`).
+
     Attributes
     ----------
     method : str
         The matcher (``"lom"``, ``"phm"`` or ``"nam"``).
+    order : str
+        The LOM update order (``"sequential"`` or ``"parallel"``).
+    diagonal : bool
+        Whether the pairs ``i == j`` were matched.
+    ridge : float
+        Relative whitening ridge.
+    stats : str or None
+        The background statistics file (None: the one shipped with vsum).
     sizes : (N,) ndarray of int64
         Number of proposals ``n_i`` of each image.
     rows : list of N (r_i,) ndarrays of int64
@@ -84,6 +149,10 @@ class AllPairsResult:
     topk_scores: list
     topk_image: list
     topk_index: list
+    order: str = "sequential"
+    diagonal: bool = True
+    ridge: float = DEFAULT_RIDGE
+    stats: str | None = None
     pairs: int = 0
     seconds: float = 0.0
     timings: dict = field(default_factory=dict)
@@ -125,6 +194,90 @@ class AllPairsResult:
         return s
 
 
+    def mismatch(self, *, method: str, order: str, topk: int, ridge: float, rows, diagonal: bool = True,
+                 stats: str | None = None, blocks: bool = True) -> str | None:
+        """Why this result does not answer a request, or None when it does.
+
+        Parameters are those of :func:`all_pairs` (``rows`` as index arrays
+        or boolean masks, one per image).  Returns a short reason naming the
+        first setting that differs, e.g. ``"it was made with order
+        'parallel', not 'sequential'"``.
+        """
+        wanted = {"method": method, "order": order, "topk": int(topk), "ridge": float(ridge),
+                  "diagonal": bool(diagonal), "stats": stats}
+        for name, value in wanted.items():
+            if getattr(self, name) != value:
+                return f"it was made with {name} {getattr(self, name)!r}, not {value!r}"
+        if blocks and self.blocks is None:
+            return "it holds no blocks"
+        if len(rows) != self.n_images:
+            return f"it covers {self.n_images} images, not {len(rows)}"
+        for i, r in enumerate(rows):
+            r = np.asarray(r)
+            r = np.flatnonzero(r) if r.dtype == bool else r.astype(np.int64).reshape(-1)
+            if not np.array_equal(r, self.rows[i]):
+                return f"its rows of image {i} differ"
+        return None
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the result to one ``.npz`` file, atomically (temporary name, then rename).
+
+        Everything but ``timings`` is stored; :meth:`load` reads it back.
+        """
+        arrays = {"format": np.array(_FORMAT), "method": np.array(self.method), "order": np.array(self.order),
+                  "topk": np.array(self.topk), "diagonal": np.array(self.diagonal), "ridge": np.array(self.ridge),
+                  "stats": np.array("" if self.stats is None else self.stats), "sizes": self.sizes,
+                  "has_blocks": np.array(self.blocks is not None), "pairs": np.array(self.pairs),
+                  "seconds": np.array(self.seconds)}
+        for i in range(self.n_images):
+            arrays[f"rows_{i}"] = self.rows[i]
+            arrays[f"topk_scores_{i}"] = self.topk_scores[i]
+            arrays[f"topk_image_{i}"] = self.topk_image[i]
+            arrays[f"topk_index_{i}"] = self.topk_index[i]
+        for (i, j), block in (self.blocks or {}).items():
+            arrays[f"block_{i}_{j}"] = block
+        with atomic_open(path) as fh:
+            np.savez(fh, **arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "AllPairsResult":
+        """Read a result written by :meth:`save`.
+
+        Raises
+        ------
+        ValueError
+            The file is not a stored all-pairs result (or one of another format).
+        OSError
+            The file cannot be read.
+        """
+        try:
+            with np.load(Path(path), allow_pickle=False) as npz:
+                data = {key: npz[key] for key in npz.files}
+        except ValueError as exc:  # not an npz, or truncated
+            raise ValueError(f"{path} is not a stored all-pairs result: {exc}") from None
+        if data.get("format") is None or int(data["format"]) != _FORMAT:
+            raise ValueError(f"{path} is not a stored all-pairs result of format {_FORMAT}")
+        n = len(data["sizes"])
+        blocks = None
+        if bool(data["has_blocks"]):
+            blocks = {}
+            for key, value in data.items():
+                if key.startswith("block_"):
+                    i, j = key.split("_")[1:]
+                    blocks[(int(i), int(j))] = value
+        stats = str(data["stats"])
+        return cls(method=str(data["method"]), sizes=data["sizes"], rows=[data[f"rows_{i}"] for i in range(n)],
+                   blocks=blocks, topk=int(data["topk"]), topk_scores=[data[f"topk_scores_{i}"] for i in range(n)],
+                   topk_image=[data[f"topk_image_{i}"] for i in range(n)],
+                   topk_index=[data[f"topk_index_{i}"] for i in range(n)], order=str(data["order"]),
+                   diagonal=bool(data["diagonal"]), ridge=float(data["ridge"]), stats=stats or None,
+                   pairs=int(data["pairs"]), seconds=float(data["seconds"]))
+
+
+#: Version of the file layout written by :meth:`AllPairsResult.save`.
+_FORMAT = 1
+
+
 def _as_list(x, name: str) -> list:
     if isinstance(x, np.ndarray) or not hasattr(x, "__len__") or isinstance(x, (str, bytes)):
         raise ValueError(f"{name} must be a list with one array per image; got {type(x).__name__}")
@@ -147,6 +300,21 @@ def _as_rows(r, n: int, i: int) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.int64)
 
 
+def _as_image_shapes(image_shapes, n_img: int) -> list | None:
+    if image_shapes is None:
+        return None
+    image_shapes = _as_list(image_shapes, "image_shapes")
+    if len(image_shapes) != n_img:
+        raise ValueError(f"image_shapes must have one (H, W) per image ({n_img}); got {len(image_shapes)}")
+    try:
+        image_shapes = [tuple(int(v) for v in hw) for hw in image_shapes]
+    except (TypeError, ValueError):
+        raise ValueError("image_shapes must be a list of (H, W) pairs of ints") from None
+    if any(len(hw) != 2 for hw in image_shapes):
+        raise ValueError("image_shapes must be a list of (H, W) pairs of ints")
+    return image_shapes
+
+
 def _shape_for(image_shapes, i: int, j: int):
     if image_shapes is None:
         return None
@@ -166,7 +334,6 @@ def all_pairs(
     image_shapes=None,
     diagonal: bool = True,
     order: str = "sequential",
-    workers: int | None = None,
     ridge: float = DEFAULT_RIDGE,
     stats_path=None,
     progress: bool = False,
@@ -180,9 +347,11 @@ def all_pairs(
 
     computed in a stream: image ``i``'s descriptors are whitened once, its
     appearance against each image ``j >= i`` is one float32 BLAS product into
-    a reused buffer (plus bias, clipped at 0), then the compiled matcher runs
-    (GIL released; ``workers`` pairs at a time).  Only the selected blocks and the running
-    top-k lists are kept.  The results are identical to that naive loop.
+    a reused buffer (plus bias, clipped at 0), and a batch of such pairs goes
+    to the compiled core's thread pool at once (:func:`vsum.flow.match_batch`:
+    pairs in parallel, each pair's matcher serial inside, GIL released).  Only
+    the selected blocks and the running top-k lists are kept.  The results
+    are identical to that naive loop, for every thread count.
 
     Parameters
     ----------
@@ -209,6 +378,10 @@ def all_pairs(
         order: i ascending, then j ascending) with the full ``(n_i, n_j)``
         float32 confidence, a fresh array the callback may keep; the driver
         keeps no reference to it.
+    image_shapes : list of N (H, W), optional
+        Image sizes in pixels; only PHM uses them (the pair gets the larger
+        height and width of its two images).  Default: ``vsum.flow.match``'s
+        (the extent of the two box sets).
     diagonal : bool, default True
         Include the pairs ``i == j`` (each image against itself, needed by
         stage 5).  False matches only ``i < j``: the diagonal blocks are then
@@ -216,15 +389,6 @@ def all_pairs(
         do not depend on it.
     order : {"sequential", "parallel"}, default "sequential"
         LOM order, as in :func:`vsum.flow.match`.
-    workers : int, optional
-        Pairs matched at the same time (threads; the matcher releases the
-        GIL).  Default: :func:`vsum.boxes.get_num_threads` for sequential LOM
-        (one thread per pair), else 1 (the matcher itself is multi-threaded).
-        Results do not depend on it.
-    image_shapes : list of N (H, W), optional
-        Image sizes in pixels; only PHM uses them (the pair gets the larger
-        height and width of its two images).  Default: ``vsum.flow.match``'s
-        (the extent of the two box sets).
     ridge, stats_path
         Whitening parameters, as in :func:`vsum.features.whiten`.
     progress : bool, default False
@@ -235,8 +399,8 @@ def all_pairs(
     AllPairsResult
         ``blocks`` (or None), ``topk_scores`` / ``topk_image`` /
         ``topk_index`` (per image, ``(r_i, k)``, padded with 0 / -1 / -1 when
-        fewer than k candidates exist), ``pairs``, ``seconds``, ``timings``
-        and :meth:`AllPairsResult.similarity`.
+        fewer than k candidates exist), the settings, ``pairs``, ``seconds``,
+        ``timings`` and :meth:`AllPairsResult.similarity`.
 
     Raises
     ------
@@ -245,15 +409,15 @@ def all_pairs(
         boxes (shape, degenerate), descriptors of the wrong shape or with NaN /
         inf, a descriptor count different from the box count, ``rows`` of the
         wrong length or out of range, ``topk < 1``, an unknown ``method`` or
-        ``image_shapes`` of the wrong length.
+        ``order``, or ``image_shapes`` of the wrong length.
 
     Notes
     -----
     N = 0 gives an empty result; N = 1 matches only the pair ``(0, 0)`` and its
     top-k lists are all padding.  Memory beyond the inputs and the kept
     blocks: the whitened descriptors of one image, one ``(n_i, n_j)``
-    appearance buffer and one confidence matrix, and ``3 k`` values per
-    selected proposal.
+    appearance buffer and one confidence matrix per pair of a batch
+    (``2 x`` the thread count pairs), and ``3 k`` values per selected proposal.
     """
     t_start = time.perf_counter()
     box_list = _as_list(boxes, "boxes")
@@ -266,24 +430,11 @@ def all_pairs(
     if isinstance(topk, bool) or not isinstance(topk, (int, np.integer)) or topk < 1:
         raise ValueError(f"topk must be an integer >= 1; got {topk!r}")
     topk = int(topk)
-    if order not in ("sequential", "parallel"):
-        raise ValueError(f"order must be 'sequential' or 'parallel'; got {order!r}")
-    if workers is None:
-        workers = get_num_threads() if method == "lom" and order == "sequential" else 1
-    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
-        raise ValueError(f"workers must be an integer >= 1; got {workers!r}")
-    workers = int(workers)
+    if order not in LOM_ORDERS:
+        raise ValueError(f"order must be one of {LOM_ORDERS}; got {order!r}")
     n_img = len(box_list)
 
-    bx, ds = [], []
-    for i in range(n_img):
-        b = as_boxes(box_list[i], f"boxes[{i}]")
-        check_not_degenerate(b, f"boxes[{i}]")
-        d = _as_descriptors(desc_list[i], f"descriptors[{i}]")
-        if len(d) != len(b):
-            raise ValueError(f"descriptors[{i}] has {len(d)} rows but boxes[{i}] has {len(b)} boxes")
-        bx.append(b)
-        ds.append(d)
+    bx, ds = as_proposals(box_list, desc_list)
     sizes = np.array([len(b) for b in bx], np.int64)
 
     if rows is None:
@@ -294,35 +445,20 @@ def all_pairs(
             raise ValueError(f"rows must have one entry per image ({n_img}); got {len(rows)}")
         sel = [_as_rows(r, int(n), i) for i, (r, n) in enumerate(zip(rows, sizes))]
     all_rows = [len(s) == n and np.array_equal(s, np.arange(n)) for s, n in zip(sel, sizes)]
-
-    if image_shapes is not None:
-        image_shapes = _as_list(image_shapes, "image_shapes")
-        if len(image_shapes) != n_img:
-            raise ValueError(f"image_shapes must have one (H, W) per image ({n_img}); got {len(image_shapes)}")
-        try:
-            image_shapes = [tuple(int(v) for v in hw) for hw in image_shapes]
-        except (TypeError, ValueError):
-            raise ValueError("image_shapes must be a list of (H, W) pairs of ints") from None
-        if any(len(hw) != 2 for hw in image_shapes):
-            raise ValueError("image_shapes must be a list of (H, W) pairs of ints")
+    image_shapes = _as_image_shapes(image_shapes, n_img)
 
     top_s = [np.zeros((len(s), topk), np.float32) for s in sel]
     top_i = [np.full((len(s), topk), -1, np.int32) for s in sel]
     top_x = [np.full((len(s), topk), -1, np.int32) for s in sel]
     kept: dict | None = {} if blocks else None
     timings = dict.fromkeys(("whiten", "appearance", "match", "topk", "blocks", "callback"), 0.0)
-    bufs = [np.empty(int(sizes.max(initial=0)) ** 2, np.float32) for _ in range(workers)]
+    batch = 2 * get_num_threads()
+    bufs = [np.empty(int(sizes.max(initial=0)) ** 2, np.float32) for _ in range(min(batch, n_img))]
     from tqdm.auto import tqdm
 
     bar = tqdm(total=n_img * (n_img + 1) // 2 if diagonal else n_img * (n_img - 1) // 2, unit="pair",
                desc="all pairs", disable=not progress)
-    pool = ThreadPoolExecutor(workers) if workers > 1 else None
     done = 0
-
-    def run_match(job):
-        i, j, app = job
-        return match(bx[i], bx[j], app, method, image_shape=_shape_for(image_shapes, i, j), order=order)
-
     try:
         for i in range(n_img):
             if not diagonal and i == n_img - 1:
@@ -331,18 +467,18 @@ def all_pairs(
             w, bias = whiten(ds[i], ridge=ridge, stats_path=stats_path)
             timings["whiten"] += time.perf_counter() - t0
             others = list(range(i if diagonal else i + 1, n_img))
-            for start in range(0, len(others), workers):
+            for start in range(0, len(others), batch):
                 t0 = time.perf_counter()
-                jobs = []
-                for slot, j in enumerate(others[start:start + workers]):
-                    ni, nj = int(sizes[i]), int(sizes[j])
-                    app = whitened_scores(w, bias, ds[j], out=bufs[slot][: ni * nj].reshape(ni, nj))
-                    jobs.append((i, j, app))
+                chunk = others[start:start + batch]
+                ni = int(sizes[i])
+                apps = [whitened_scores(w, bias, ds[j], out=buf[: ni * int(sizes[j])].reshape(ni, int(sizes[j])))
+                        for j, buf in zip(chunk, bufs)]
                 t1 = time.perf_counter()
-                confs = list(pool.map(run_match, jobs)) if pool is not None else [run_match(jobs[0])]
+                confs = match_batch([bx[i]] * len(chunk), [bx[j] for j in chunk], apps, method,
+                                    image_shapes=[_shape_for(image_shapes, i, j) for j in chunk], order=order)
                 timings["appearance"] += t1 - t0
                 timings["match"] += time.perf_counter() - t1
-                for (_, j, _), conf in zip(jobs, confs):
+                for j, conf in zip(chunk, confs):
                     t2 = time.perf_counter()
                     if i != j and conf.size:
                         _core.pairs_topk_merge(conf, sel[i], False, j, top_s[i], top_i[i], top_x[i])
@@ -362,10 +498,8 @@ def all_pairs(
                     timings["callback"] += t5 - t4
                     done += 1
                     bar.update(1)
-                del confs, jobs
+                del confs, apps
     finally:
-        if pool is not None:
-            pool.shutdown()
         bar.close()
     return AllPairsResult(
         method=method,
@@ -376,7 +510,73 @@ def all_pairs(
         topk_scores=top_s,
         topk_image=top_i,
         topk_index=top_x,
+        order=order,
+        diagonal=bool(diagonal),
+        ridge=float(ridge),
+        stats=None if stats_path is None else str(Path(stats_path).resolve()),
         pairs=done,
         seconds=time.perf_counter() - t_start,
         timings=timings,
     )
+
+
+def valid_rows(masks, boxes, coverage_threshold: float = 0.75) -> list[np.ndarray]:
+    """Stage 5, step 1: the valid proposals of each image.
+
+    Parameters
+    ----------
+    masks : list of N (H_i, W_i) bool arrays
+        Binary saliency masks (``saliency > 0.5``), at the resolution of the boxes.
+    boxes : list of N (n_i, 4) array-likes of int
+        Proposals, inclusive corners.
+    coverage_threshold : float, default 0.75
+        A proposal is valid when *more than* this fraction of its box pixels
+        is salient (:func:`vsum.boxes.coverage`; pixels outside the image
+        count as not salient).
+
+    Returns
+    -------
+    list of N (n_i,) ndarrays of bool
+    """
+    if len(masks) != len(boxes):
+        raise ValueError(f"masks and boxes need one entry per image; got {len(masks)} and {len(boxes)}")
+    return [coverage(m, b) > np.float32(coverage_threshold) for m, b in zip(masks, boxes)]
+
+
+def match_class(masks, boxes, descriptors, config: PairsConfig | None = None, *,
+                progress: bool = False) -> AllPairsResult:
+    """Stage 4 of a class as the pipeline runs it: all pairs over the valid proposals.
+
+    :func:`all_pairs` with ``rows`` = :func:`valid_rows` (``valid_coverage``)
+    and the method, order, top-k and ridge of ``config``, blocks and the
+    diagonal pairs kept (stage 5 needs both); the image sizes (PHM's extent)
+    are the masks' shapes.  When stage 5 can use no pair
+    (fewer than 2 images, or no valid proposal) nothing is matched: the
+    result records the settings and rows, with no block and ``pairs == 0``.
+
+    Parameters
+    ----------
+    masks : list of N (H_i, W_i) bool arrays
+    boxes : list of N (n_i, 4) int arrays
+    descriptors : list of N (n_i, 1984) float32 arrays
+    config : PairsConfig, optional
+        Published defaults.
+    progress : bool, default False
+
+    Returns
+    -------
+    AllPairsResult
+    """
+    cfg = config if config is not None else PairsConfig()
+    if not isinstance(cfg, PairsConfig):
+        raise ValueError(f"config must be a PairsConfig; got {type(cfg).__name__}")
+    rows = valid_rows(masks, boxes, cfg.valid_coverage)
+    if len(boxes) < 2 or not any(r.any() for r in rows):
+        sel = [np.flatnonzero(r).astype(np.int64) for r in rows]
+        return AllPairsResult(method=cfg.method, sizes=np.array([len(r) for r in rows], np.int64), rows=sel,
+                              blocks={}, topk=cfg.topk, topk_scores=[np.zeros((len(s), cfg.topk), np.float32) for s in sel],
+                              topk_image=[np.full((len(s), cfg.topk), -1, np.int32) for s in sel],
+                              topk_index=[np.full((len(s), cfg.topk), -1, np.int32) for s in sel], order=cfg.order,
+                              ridge=float(cfg.ridge))
+    return all_pairs(boxes, descriptors, method=cfg.method, rows=rows, topk=cfg.topk, order=cfg.order,
+                     ridge=cfg.ridge, image_shapes=[np.shape(m)[:2] for m in masks], progress=progress)

@@ -1,17 +1,18 @@
 """One class end to end: stages 1-5 and rendering in a resumable run directory.
 
-:func:`run_class` chains the library stages for the images of one class::
+:func:`summarize` (also ``vsum.summarize``, and ``vsum summarize`` on the
+command line) calls each stage once, for the images of one class::
 
-    1 masks        vsum.masks.compute_masks           -> masks/ (PNGs, metrics.csv, saliency.npz)
-    2 proposals    vsum.proposals.selective_search     -> proposals.npz
-    3 descriptors  vsum.features.describe              -> descriptors.npz
-    4 pairs        vsum.pairs.all_pairs (LOM)          -> similarity.npz
-    5 summaries    steps 2-6 of vsum.summarize + render -> clusters.json, summaries/*.png
-      report       vsum.report.write_report             -> report.html (self-contained page)
+    1 masks        vsum.masks.compute_masks              -> masks/ (PNGs, metrics.csv, saliency.npz)
+    2 proposals    vsum.proposals.selective_search        -> proposals.npz
+    3 descriptors  vsum.features.describe                 -> descriptors.npz
+    4 pairs        vsum.pairs.match_class                 -> similarity.npz
+    5 summaries    vsum.clusters.find_summaries, render   -> clusters.json, summaries/*.png
+      report       vsum.report.write_report               -> report.html (self-contained page)
 
 and writes ``config.json`` (the resolved configuration and its hash) and
 ``result.json`` (counts, timings, summaries, skipped images) into the run
-directory (layout: ARCHITECTURE.md, "Run directory and cache").
+directory (layout: ``docs/architecture.md``, "Run directory").
 
 **One pixel grid.**  Stages 2-5 work on each image resized whole (aspect not
 kept) to the model input, ``S x S`` pixels (``S = classifier.input_size``,
@@ -19,11 +20,14 @@ e.g. 224), exactly the picture stage 1 explains, so masks, proposals, flows
 and warps share one grid and every box in the outputs is in those pixels.
 
 **Cache and resume.**  Every file is written to a temporary name and renamed
-into place.  When a stage has finished, ``stages/<stage>.json`` records the
-hash of everything its outputs depend on (the images' bytes, the model, the
-target and the configuration of this stage and of the stages before it).  A
-rerun skips a stage whose manifest hash matches and whose outputs exist, so a
-run killed in stage 4 resumes at stage 4; ``force=True`` recomputes all.
+into place.  When a stage has finished, ``stages/<stage>.json`` records its
+key: the hash of the stage's whole configuration (``to_dict()`` of its
+dataclass), the vsum version and the keys of what it reads (the images, the
+model and the target for stage 1; the earlier stages' keys, and stage 1's
+actual outcome, for the others).  A rerun skips a stage whose key matches and
+whose outputs exist, so a run killed in stage 4 resumes at stage 4; a stored
+stage-4 result is also checked against the request it must answer
+(:meth:`vsum.pairs.AllPairsResult.mismatch`).  ``force=True`` recomputes all.
 """
 
 from __future__ import annotations
@@ -31,94 +35,97 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from . import VsumError
-from .features import describe
-from .io import ImageSkip, atomic_open, atomic_write_json, list_images, read_image
-from .masks import MaskConfig, compute_masks, unique_stems, write_mask_outputs
-from .pairs import AllPairsResult, all_pairs
-from .proposals import selective_search
-from .render import cluster_overview, crop_strip, member_view, save_png, summary_grid
-from .summarize import SummaryConfig, SummaryResult, summarize_class, valid_proposals
+from ._config import StageConfig
+from ._version import __version__
+from .clusters import ClusterConfig, SummaryResult, find_summaries
+from .errors import VsumError
+from .features import DescriptorConfig, describe
+from .io import (
+    ImageSkip,
+    atomic_open,
+    atomic_write_json,
+    json_float,
+    list_images,
+    read_image,
+    unique_stems,
+)
+from .masks import MaskConfig, binary_mask, compute_masks, write_mask_outputs
+from .models import as_classifier
+from .pairs import AllPairsResult, PairsConfig, match_class, valid_rows
+from .proposals import ProposalConfig, selective_search
+from .render import render_summaries
 
-__all__ = ["PipelineConfig", "ProposalConfig", "RunResult", "STAGES", "model_grid_image", "run_class",
-           "summarize_from_pairs", "summarize_images"]
+__all__ = ["PipelineConfig", "RenderConfig", "RunResult", "STAGES", "model_grid_image", "stage_key", "summarize"]
 
 STAGES = ("masks", "proposals", "descriptors", "pairs", "summaries")
 
 
 @dataclass(frozen=True)
-class ProposalConfig:
-    """Stage-2 settings of :func:`vsum.proposals.selective_search` (published defaults).
+class RenderConfig(StageConfig):
+    """How the summaries are drawn (stage 5, step 7).
 
     Attributes
     ----------
-    num : int, default 500
-        Proposals kept per image (the best ``num`` of the ranking).
-    seed : int, default 0
-        Seed of the ranking.
-    mode : {"quality", "fast"}, default "quality"
+    summary_cell : int, default 200
+        Side in pixels of one member's cell in the summary grids (>= 32).
     """
 
-    num: int = 500
-    seed: int = 0
-    mode: str = "quality"
+    summary_cell: int = 200
 
     def __post_init__(self):
-        if isinstance(self.num, bool) or not isinstance(self.num, (int, np.integer)) or self.num < 1:
-            raise ValueError(f"ProposalConfig: num must be an integer >= 1; got {self.num!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or not 0 <= self.seed < 2**32:
-            raise ValueError(f"ProposalConfig: seed must be an integer in [0, 2**32); got {self.seed!r}")
-        if self.mode not in ("quality", "fast"):
-            raise ValueError(f"ProposalConfig: mode must be 'quality' or 'fast'; got {self.mode!r}")
+        if isinstance(self.summary_cell, bool) or not isinstance(self.summary_cell, int) or self.summary_cell < 32:
+            raise ValueError(f"RenderConfig: summary_cell must be an integer >= 32; got {self.summary_cell!r}")
 
 
 @dataclass(frozen=True)
-class PipelineConfig:
+class PipelineConfig(StageConfig):
     """Everything that decides a run's outputs, besides the images, the model and the target.
+
+    One frozen configuration per stage, each with the published defaults.
+    The side of the images of stages 2-5 is not a field: it is the model
+    input size (see the module docstring).
 
     Attributes
     ----------
     masks : vsum.masks.MaskConfig
         Stage 1 (``MaskConfig().with_iterations(smooth, sharp)`` for quick runs).
-    proposals : ProposalConfig
+    proposals : vsum.proposals.ProposalConfig
         Stage 2.
-    summary : vsum.summarize.SummaryConfig
-        Stages 4-5 (``valid_coverage``, ``redundancy_topk`` and ``lom_order``
-        also decide stage 4).
-    summary_cell : int, default 200
-        Side in pixels of one member's cell in the rendered summary grids.
-
-    The side of the images of stages 2-5 is not a field: it is the model
-    input size (see the module docstring).
+    descriptors : vsum.features.DescriptorConfig
+        Stage 3.
+    pairs : vsum.pairs.PairsConfig
+        Stage 4 (and the valid-proposal rule of stage 5, step 1).
+    clusters : vsum.clusters.ClusterConfig
+        Stage 5.
+    render : RenderConfig
+        The summary pictures.
     """
 
     masks: MaskConfig = field(default_factory=MaskConfig)
     proposals: ProposalConfig = field(default_factory=ProposalConfig)
-    summary: SummaryConfig = field(default_factory=SummaryConfig)
-    summary_cell: int = 200
+    descriptors: DescriptorConfig = field(default_factory=DescriptorConfig)
+    pairs: PairsConfig = field(default_factory=PairsConfig)
+    clusters: ClusterConfig = field(default_factory=ClusterConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)
 
     def __post_init__(self):
-        for name, kind in (("masks", MaskConfig), ("proposals", ProposalConfig), ("summary", SummaryConfig)):
+        kinds = {"masks": MaskConfig, "proposals": ProposalConfig, "descriptors": DescriptorConfig,
+                 "pairs": PairsConfig, "clusters": ClusterConfig, "render": RenderConfig}
+        for name, kind in kinds.items():
             if not isinstance(getattr(self, name), kind):
                 raise ValueError(f"PipelineConfig: {name} must be a {kind.__name__}; "
                                  f"got {type(getattr(self, name)).__name__}")
-        if isinstance(self.summary_cell, bool) or not isinstance(self.summary_cell, int) or self.summary_cell < 32:
-            raise ValueError(f"PipelineConfig: summary_cell must be an integer >= 32; got {self.summary_cell!r}")
-
-    def to_dict(self) -> dict:
-        """JSON-serialisable form (written to ``config.json``)."""
-        return asdict(self)
 
 
 @dataclass
 class RunResult:
-    """Outcome of :func:`run_class`.
+    """Outcome of :func:`summarize`.
 
     Attributes
     ----------
@@ -126,7 +133,7 @@ class RunResult:
         The run directory.
     result : dict
         The content of ``result.json``.
-    summary : vsum.summarize.SummaryResult or None
+    summary : vsum.clusters.SummaryResult or None
         Stage-5 result; None when stage 5 was taken from the cache (its
         outcome is in ``result`` and ``clusters.json``).
     images : list of Path
@@ -159,12 +166,24 @@ class RunResult:
         return self.result["summaries"]
 
 
-# --------------------------------------------------------------------------- hashing and artefacts
+# --------------------------------------------------------------------------- keys and artefacts
 
 
 def _hash(obj) -> str:
     text = json.dumps(obj, sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def stage_key(stage: str, configs: dict[str, StageConfig], reads: Sequence[str]) -> str:
+    """The cache key of a stage: 16 hex digits.
+
+    The hash of the stage's name, its whole configuration (``to_dict()`` of
+    each dataclass in ``configs``), the vsum version and ``reads``, the keys
+    of what the stage reads.  A field added to a configuration, a new vsum
+    version or any change upstream gives a new key.
+    """
+    return _hash({"stage": stage, "config": {name: c.to_dict() for name, c in configs.items()},
+                  "version": __version__, "reads": list(reads)})
 
 
 def _file_digest(path: Path) -> str:
@@ -184,6 +203,11 @@ def _save_npz(path: Path, arrays: dict) -> None:
         np.savez(fh, **arrays)
 
 
+def _load_npz(path: Path) -> dict:
+    with np.load(path, allow_pickle=False) as data:
+        return {key: data[key] for key in data.files}
+
+
 def _remove_stale_temporaries(out: Path) -> None:
     """Delete ``.<name>.<random>.tmp`` files that a killed run left behind (one run per folder at a time)."""
     for path in out.rglob(".*.tmp"):
@@ -191,25 +215,20 @@ def _remove_stale_temporaries(out: Path) -> None:
             path.unlink(missing_ok=True)
 
 
-def _load_npz(path: Path) -> dict:
-    with np.load(path, allow_pickle=False) as data:
-        return {key: data[key] for key in data.files}
-
-
 class _Stages:
-    """Stage manifests ``stages/<name>.json``: hash of the inputs, outputs, seconds, payload."""
+    """Stage manifests ``stages/<name>.json``: key, outputs, seconds, payload."""
 
     def __init__(self, out: Path, force: bool):
         self.out, self.force = out, force
         self.reused: list[str] = []
         self.seconds: dict[str, float] = {}
 
-    def cached(self, name: str, digest: str) -> dict | None:
+    def cached(self, name: str, key: str) -> dict | None:
         """The manifest of ``name`` when it can be reused, else None.
 
         A manifest that cannot be reused is deleted before the stage
         recomputes, so that outputs overwritten by a recomputation killed
-        half-way are never trusted under the old hash.
+        half-way are never trusted under the old key.
         """
         path = self.out / "stages" / f"{name}.json"
         manifest = None
@@ -218,7 +237,7 @@ class _Stages:
                 manifest = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 manifest = None
-        if manifest is None or manifest.get("hash") != digest or not all(
+        if manifest is None or manifest.get("key") != key or not all(
                 (self.out / p).exists() for p in manifest.get("outputs", [])):
             path.unlink(missing_ok=True)
             return None
@@ -226,8 +245,13 @@ class _Stages:
         self.seconds[name] = float(manifest.get("seconds", 0.0))
         return manifest
 
-    def done(self, name: str, digest: str, outputs: Sequence[str], seconds: float, **payload) -> dict:
-        manifest = {"stage": name, "hash": digest, "outputs": list(outputs), "seconds": round(seconds, 3), **payload}
+    def discard(self, name: str) -> None:
+        """Forget a reused stage whose stored output turned out unusable (it is recomputed)."""
+        (self.out / "stages" / f"{name}.json").unlink(missing_ok=True)
+        self.reused.remove(name)
+
+    def done(self, name: str, key: str, outputs: Sequence[str], seconds: float, **payload) -> dict:
+        manifest = {"stage": name, "key": key, "outputs": list(outputs), "seconds": round(seconds, 3), **payload}
         atomic_write_json(self.out / "stages" / f"{name}.json", manifest)
         self.seconds[name] = seconds
         return manifest
@@ -257,12 +281,13 @@ def model_grid_image(path: Path, side: int) -> np.ndarray:
 # --------------------------------------------------------------------------- stages
 
 
-def _stage_masks(paths, classifier, target, config, out: Path, stages: _Stages, digest: str, progress: bool):
+def _stage_masks(paths, classifier, target, config: MaskConfig, out: Path, stages: _Stages, key: str,
+                 progress: bool):
     """Stage 1 -> per input image a record; kept ones with their ``(S, S)`` uint8 sharp saliency."""
-    manifest = stages.cached("masks", digest)
+    manifest = stages.cached("masks", key)
     if manifest is None:
         t0 = time.perf_counter()
-        run = compute_masks(paths, classifier, target=target, config=config.masks, progress=progress)
+        run = compute_masks(paths, classifier, target=target, config=config, progress=progress)
         write_mask_outputs(run, out / "masks", classifier, png_dir=out / "masks")
         records, arrays = [], {}
         for i, r in enumerate(run.results):
@@ -271,7 +296,7 @@ def _stage_masks(paths, classifier, target, config, out: Path, stages: _Stages, 
             if r.ok:
                 arrays[f"sharp_{i}"] = r.saliency["sharp"]
         _save_npz(out / "masks" / "saliency.npz", arrays)
-        manifest = stages.done("masks", digest, ["masks/saliency.npz", "masks/metrics.csv"],
+        manifest = stages.done("masks", key, ["masks/saliency.npz", "masks/metrics.csv"],
                                time.perf_counter() - t0, records=records)
     saliency = _load_npz(out / "masks" / "saliency.npz")
     records = manifest["records"]
@@ -279,172 +304,75 @@ def _stage_masks(paths, classifier, target, config, out: Path, stages: _Stages, 
     return records, kept, [saliency[f"sharp_{i}"] for i in kept]
 
 
-def _stage_proposals(images, kept, config, out, stages, digest, progress):
-    if stages.cached("proposals", digest) is None:
+def _stage_proposals(images, kept, config: ProposalConfig, out, stages, key, progress):
+    if stages.cached("proposals", key) is None:
         t0 = time.perf_counter()
         arrays = {}
         for i, img in _progress(list(zip(kept, images)), "proposals", progress):
-            arrays[f"boxes_{i}"] = selective_search(img, num=config.proposals.num, seed=config.proposals.seed,
-                                                    mode=config.proposals.mode)[0]
+            arrays[f"boxes_{i}"] = selective_search(img, num=config.num, seed=config.seed, mode=config.mode)[0]
         _save_npz(out / "proposals.npz", arrays)
-        stages.done("proposals", digest, ["proposals.npz"], time.perf_counter() - t0)
+        stages.done("proposals", key, ["proposals.npz"], time.perf_counter() - t0)
     data = _load_npz(out / "proposals.npz")
     return [data[f"boxes_{i}"].astype(np.int32) for i in kept]
 
 
-def _stage_descriptors(images, boxes, kept, out, stages, digest, progress):
-    if stages.cached("descriptors", digest) is None:
+def _stage_descriptors(images, boxes, kept, out, stages, key, progress):
+    if stages.cached("descriptors", key) is None:
         t0 = time.perf_counter()
         arrays = {}
         for i, img, b in _progress(list(zip(kept, images, boxes)), "descriptors", progress):
             arrays[f"desc_{i}"] = describe(img, b)
         _save_npz(out / "descriptors.npz", arrays)
-        stages.done("descriptors", digest, ["descriptors.npz"], time.perf_counter() - t0)
+        stages.done("descriptors", key, ["descriptors.npz"], time.perf_counter() - t0)
     data = _load_npz(out / "descriptors.npz")
     return [data[f"desc_{i}"] for i in kept]
 
 
-def _save_pairs(path: Path, pairs: AllPairsResult | None) -> None:
-    if pairs is None:
-        _save_npz(path, {"computed": np.array(False)})
-        return
-    arrays = {"computed": np.array(True), "method": np.array(pairs.method), "sizes": pairs.sizes,
-              "topk": np.array(pairs.topk), "pairs": np.array(pairs.pairs), "seconds": np.array(pairs.seconds)}
-    for i in range(pairs.n_images):
-        arrays[f"rows_{i}"] = pairs.rows[i]
-        arrays[f"topk_scores_{i}"] = pairs.topk_scores[i]
-        arrays[f"topk_image_{i}"] = pairs.topk_image[i]
-        arrays[f"topk_index_{i}"] = pairs.topk_index[i]
-    for (i, j), block in pairs.blocks.items():
-        arrays[f"block_{i}_{j}"] = block
-    _save_npz(path, arrays)
-
-
-def _load_pairs(path: Path) -> AllPairsResult | None:
-    data = _load_npz(path)
-    if not bool(data["computed"]):
-        return None
-    n = len(data["sizes"])
-    blocks = {}
-    for key, value in data.items():
-        if key.startswith("block_"):
-            i, j = key.split("_")[1:]
-            blocks[(int(i), int(j))] = value
-    return AllPairsResult(
-        method=str(data["method"]), sizes=data["sizes"], rows=[data[f"rows_{i}"] for i in range(n)], blocks=blocks,
-        topk=int(data["topk"]), topk_scores=[data[f"topk_scores_{i}"] for i in range(n)],
-        topk_image=[data[f"topk_image_{i}"] for i in range(n)], topk_index=[data[f"topk_index_{i}"] for i in range(n)],
-        pairs=int(data["pairs"]), seconds=float(data["seconds"]))
-
-
-def _stage_pairs(boxes, descriptors, valid, config: SummaryConfig, out, stages, digest, progress):
-    """Stage 4: all-pairs LOM over the valid proposals (None when stage 5 cannot use it)."""
-    if stages.cached("pairs", digest) is None:
-        t0 = time.perf_counter()
-        pairs = None
-        if len(boxes) >= 2 and sum(int(v.sum()) for v in valid) > 0:
-            pairs = all_pairs(boxes, descriptors, rows=valid, topk=config.redundancy_topk, order=config.lom_order,
-                              progress=progress)
-        _save_pairs(out / "similarity.npz", pairs)
-        stages.done("pairs", digest, ["similarity.npz"], time.perf_counter() - t0)
-    return _load_pairs(out / "similarity.npz")
-
-
-def summarize_from_pairs(images, masks, boxes, descriptors, pairs: AllPairsResult | None,
-                         config: SummaryConfig) -> tuple[SummaryResult, list]:
-    """Stage 5 of :func:`vsum.summarize.summarize_class` from a stored stage-4 result.
-
-    :func:`vsum.summarize.summarize_class` given the stored all-pairs result
-    (the pipeline computes and stores that call as stage 4), collecting the
-    exemplar-aligned crops of every cluster for the strips.
-
-    Parameters
-    ----------
-    images, masks, boxes, descriptors
-        As :func:`vsum.summarize.summarize_class` (model-grid images, bool
-        masks, int32 boxes, float32 descriptors; one entry per image).
-    pairs : vsum.pairs.AllPairsResult or None
-        ``all_pairs(boxes, descriptors, rows=valid, topk=redundancy_topk,
-        order=lom_order)``; None when there are fewer than 2 images or no valid
-        proposal.
-    config : SummaryConfig
-
-    Returns
-    -------
-    result : SummaryResult
-    crops : list (one per cluster of ``result.clusters``) of lists of (h, w, 3) uint8
-        The members' images warped onto the exemplar image, cut to the
-        exemplar's box (the exemplar's own crop first).
-    """
-    crops: list = []
-    result = summarize_class(images, masks, boxes, descriptors, config, pairs=pairs, crops=crops)
-    return result, crops
-
-
-# --------------------------------------------------------------------------- stage 5 outputs
-
-
-def _num(v) -> float | None:
-    v = float(v)
-    return round(v, 6) if np.isfinite(v) else None
-
-
-def _member_ssim(ssim: np.ndarray, p: int) -> float | None:
-    others = np.delete(ssim[p], p)
-    return _num(np.median(others)) if len(others) else None
+def _stage_pairs(masks, boxes, descriptors, config: PairsConfig, out, stages, key, progress,
+                 notes: list) -> AllPairsResult:
+    """Stage 4: all pairs over the valid proposals (:func:`vsum.pairs.match_class`)."""
+    path = out / "similarity.npz"
+    if stages.cached("pairs", key) is not None:
+        try:
+            stored = AllPairsResult.load(path)
+            why = stored.mismatch(method=config.method, order=config.order, topk=config.topk, ridge=config.ridge,
+                                  rows=valid_rows(masks, boxes, config.valid_coverage))
+        except (OSError, ValueError, KeyError) as exc:
+            why = f"it cannot be read ({exc})"
+        if why is None:
+            return stored
+        notes.append(f"stage 4 recomputed: the stored similarity.npz does not answer this run: {why}")
+        stages.discard("pairs")
+    t0 = time.perf_counter()
+    pairs = match_class(masks, boxes, descriptors, config, progress=progress)
+    pairs.save(path)
+    stages.done("pairs", key, ["similarity.npz"], time.perf_counter() - t0)
+    return pairs
 
 
 def _summary_entries(summary: SummaryResult, names: list[str]) -> list[dict]:
+    """The ``summaries`` of ``result.json``: per summary its PNGs, score and kept members."""
     entries = []
-    for k, (cid, c) in enumerate((cid, c) for cid, c in enumerate(summary.clusters) if c.kept and c.member_kept.any()):
-        members = [{"image": names[int(i)], "index": int(x), "box": [int(v) for v in b], "similarity": _num(s),
-                    "ssim": _member_ssim(c.ssim, p), "exemplar": p == 0}
+    for k, (cid, c) in enumerate((cid, c) for cid, c in enumerate(summary.clusters) if c.is_summary):
+        members = [{"image": names[int(i)], "index": int(x), "box": [int(v) for v in b],
+                    "similarity": json_float(s, 6), "ssim": c.median_ssim(p), "exemplar": p == 0}
                    for p, (i, x, b, s, keep) in enumerate(zip(c.images, c.indices, c.boxes, c.similarity,
                                                               c.member_kept)) if keep]
-        entries.append({"summary": k, "cluster": cid, "score": _num(c.score), "png": f"summaries/summary_{k}.png",
-                        "strip": f"summaries/summary_{k}_strip.png", "members": members,
-                        "images": len({m["image"] for m in members})})
+        entries.append({"summary": k, "cluster": cid, "score": json_float(c.score, 6),
+                        "png": f"summaries/summary_{k}.png", "strip": f"summaries/summary_{k}_strip.png",
+                        "members": members, "images": len({m["image"] for m in members})})
     return entries
 
 
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2f}"
-
-
-def _render(summary: SummaryResult, crops: list, images: list, masks: list, names: list[str], out: Path,
-            cell: int) -> list[str]:
-    """Summary grids, crop strips and per-cluster debugging overviews; returns the written paths."""
-    written = []
-    k = 0
-    for cid, c in enumerate(summary.clusters):
-        members = list(range(len(c.images)))
-        labels = [names[int(c.images[p])] for p in members]
-        overview = cluster_overview([images[int(c.images[p])] for p in members], c.boxes, labels=labels,
-                                    scores=[float(s) for s in c.similarity])
-        save_png(out / "summaries" / "debug" / f"cluster_{cid}.png", overview)
-        written.append(f"summaries/debug/cluster_{cid}.png")
-        if not (c.kept and c.member_kept.any()):
-            continue
-        shown = [p for p in members if c.member_kept[p]]
-        views = [member_view(images[int(c.images[p])], masks[int(c.images[p])], c.boxes[p]) for p in shown]
-        grid_labels = [f"{labels[p]}\nsim {c.similarity[p]:.2f} ssim {_fmt(_member_ssim(c.ssim, p))}" for p in shown]
-        grid = summary_grid(views, cell=(cell, cell), labels=grid_labels, highlight_first=shown[0] == 0)
-        save_png(out / "summaries" / f"summary_{k}.png", grid)
-        save_png(out / "summaries" / f"summary_{k}_strip.png", crop_strip([crops[cid][p] for p in shown]))
-        written += [f"summaries/summary_{k}.png", f"summaries/summary_{k}_strip.png"]
-        k += 1
-    return written
-
-
-def _stage_summaries(images, masks, boxes, descriptors, pairs, names, config: PipelineConfig, out, stages, digest):
-    if stages.cached("summaries", digest) is not None:
+def _stage_summaries(images, masks, boxes, descriptors, pairs, names, config: PipelineConfig, out, stages, key):
+    if stages.cached("summaries", key) is not None:
         return json.loads((out / "clusters.json").read_text(encoding="utf-8")), None
     t0 = time.perf_counter()
-    summary, crops = summarize_from_pairs(images, masks, boxes, descriptors, pairs, config.summary)
+    summary = find_summaries(images, boxes, descriptors, pairs, config.clusters)
     clusters = {"images": names, **summary.to_dict(), "summary_entries": _summary_entries(summary, names)}
     atomic_write_json(out / "clusters.json", clusters)
-    written = _render(summary, crops, images, masks, names, out, config.summary_cell)
-    stages.done("summaries", digest, ["clusters.json", *written], time.perf_counter() - t0)
+    written = render_summaries(summary, images, masks, names, out / "summaries", config.render.summary_cell)
+    stages.done("summaries", key, ["clusters.json", *(f"summaries/{p}" for p in written)], time.perf_counter() - t0)
     return clusters, summary
 
 
@@ -466,16 +394,22 @@ def _skip_reason(records: list[dict], kept: list[int]) -> str | None:
             + ": stage 5 needs at least 2 images")
 
 
-def run_class(images, classifier, target: int | None = None, out: str | Path = "run", config: PipelineConfig | None = None,
-              force: bool = False, progress: bool = True) -> RunResult:
-    """Stages 1-5 and rendering for the images of one class, in a resumable run directory.
+def summarize(images, model="efficientnet_lite0", target: int | None = None, out: str | Path = "run",
+              config: PipelineConfig | None = None, *, force: bool = False, progress: bool = True,
+              device: str | None = None) -> RunResult:
+    """Visual summaries of one class: stages 1-5 and the report, in a resumable run directory.
+
+    ``vsum.summarize(folder, target=146, out="runs/x")`` is the Python form of
+    ``vsum summarize folder --target 146 --out runs/x``.
 
     Parameters
     ----------
     images : folder, file or sequence of image files
         The class's photos (any size; see the module docstring for the grid).
-    classifier : vsum.models.Classifier
-        From :func:`vsum.models.load_model`.
+    model : str, torch.nn.Module or vsum.models.Classifier
+        A registry name (default: the offline EfficientNet-Lite0), a module
+        mapping normalised images to logits, or a loaded classifier (used as
+        it is unless ``device`` is given).
     target : int, optional
         Class to explain; images whose top-1 class differs are skipped
         (``config.masks.keep_misclassified`` keeps them).  None explains each
@@ -488,6 +422,8 @@ def run_class(images, classifier, target: int | None = None, out: str | Path = "
         Recompute every stage even when its cached outputs match.
     progress : bool, default True
         tqdm progress bars.
+    device : str, optional
+        ``"cpu"`` or ``"cuda"`` for stage 1; None picks CUDA when available.
 
     Returns
     -------
@@ -498,12 +434,12 @@ def run_class(images, classifier, target: int | None = None, out: str | Path = "
         computed, and is listed in ``reused``), ``summaries`` (per summary its
         PNGs, score and kept members with image, box in model-grid pixels,
         similarity to the exemplar and median SSIM against the other
-        members) and ``skipped`` (images with reasons).
+        members), ``skipped`` (images with reasons) and ``notes``.
 
     Raises
     ------
     VsumError
-        No image files, a target outside the model's classes.
+        No image files, a target outside the model's classes, an unknown model.
     ValueError
         A bad configuration.
     """
@@ -514,6 +450,7 @@ def run_class(images, classifier, target: int | None = None, out: str | Path = "
     paths = list_images(images) if isinstance(images, (str, Path)) else [Path(p) for p in images]
     if not paths:
         raise VsumError(f"no image files found in {images}")
+    classifier = as_classifier(model, device)
     if target is not None and not 0 <= int(target) < classifier.num_classes:
         raise VsumError(f"target class {target} is outside the model's {classifier.num_classes} classes")
     out = Path(out)
@@ -522,22 +459,25 @@ def run_class(images, classifier, target: int | None = None, out: str | Path = "
     side = int(classifier.input_size)
     names = unique_stems(paths)
 
-    resolved = {"model": classifier.name, "weights": classifier.weights, "target": target, "image_side": side,
-                "images": [{"name": p.name, "sha1": _file_digest(p)} for p in paths], **config.to_dict()}
-    config_hash = _hash(resolved)
-    atomic_write_json(out / "config.json", {"hash": config_hash, "config": resolved})
-    h_masks = _hash([resolved["model"], resolved["weights"], target, side, resolved["images"], resolved["masks"]])
+    inputs = {"model": classifier.name, "weights": classifier.weights, "target": target, "image_side": side,
+              "images": [{"name": p.name, "sha1": _file_digest(p)} for p in paths]}
+    config_hash = _hash({"inputs": inputs, "config": config.to_dict(), "version": __version__})
+    atomic_write_json(out / "config.json", {"hash": config_hash, "vsum": __version__,
+                                            "config": {**inputs, **config.to_dict()}})
     stages = _Stages(out, force)
-    records, kept, saliency = _stage_masks(paths, classifier, target, config, out, stages, h_masks, progress)
+    notes: list[str] = []
+    k_masks = stage_key("masks", {"masks": config.masks}, [_hash(inputs)])
+    records, kept, saliency = _stage_masks(paths, classifier, target, config.masks, out, stages, k_masks, progress)
     # later stages depend on stage 1's actual outcome (which images, which masks), not only on its settings
     outcome = hashlib.sha1(json.dumps(kept).encode())
     for sal in saliency:
         outcome.update(np.ascontiguousarray(sal).tobytes())
-    h_props = _hash([h_masks, outcome.hexdigest(), resolved["proposals"]])
-    h_desc = _hash([h_props, "describe"])
-    s = config.summary
-    h_pairs = _hash([h_desc, s.valid_coverage, s.redundancy_topk, s.lom_order])
-    h_summ = _hash([h_pairs, resolved["summary"], config.summary_cell])
+    k_outcome = _hash([k_masks, outcome.hexdigest()])
+    k_props = stage_key("proposals", {"proposals": config.proposals}, [k_outcome])
+    k_desc = stage_key("descriptors", {"descriptors": config.descriptors}, [k_props])
+    k_pairs = stage_key("pairs", {"pairs": config.pairs}, [k_outcome, k_props, k_desc])
+    k_summ = stage_key("summaries", {"clusters": config.clusters, "render": config.render},
+                       [k_outcome, k_props, k_desc, k_pairs])
     kept_names = [names[i] for i in kept]
     grid = []
     for i in kept:
@@ -545,13 +485,12 @@ def run_class(images, classifier, target: int | None = None, out: str | Path = "
             grid.append(model_grid_image(paths[i], side))
         except ImageSkip as exc:  # the file changed since stage 1
             raise VsumError(f"{paths[i]} can no longer be read ({exc}); rerun with --force") from exc
-    masks = [sal >= 128 for sal in saliency]  # saliency > 0.5 on the 0-255 scale
-    boxes = _stage_proposals(grid, kept, config, out, stages, h_props, progress)
-    descriptors = _stage_descriptors(grid, boxes, kept, out, stages, h_desc, progress)
-    valid = [valid_proposals(m, b, s.valid_coverage) for m, b in zip(masks, boxes)]
-    pairs = _stage_pairs(boxes, descriptors, valid, s, out, stages, h_pairs, progress)
+    masks = [binary_mask(sal, config.masks.threshold) for sal in saliency]
+    boxes = _stage_proposals(grid, kept, config.proposals, out, stages, k_props, progress)
+    descriptors = _stage_descriptors(grid, boxes, kept, out, stages, k_desc, progress)
+    pairs = _stage_pairs(masks, boxes, descriptors, config.pairs, out, stages, k_pairs, progress, notes)
     clusters, summary = _stage_summaries(grid, masks, boxes, descriptors, pairs, kept_names, config, out, stages,
-                                         h_summ)
+                                         k_summ)
     del pairs
 
     reason = _skip_reason(records, kept) or clusters["reason"]
@@ -572,6 +511,7 @@ def run_class(images, classifier, target: int | None = None, out: str | Path = "
         "summaries": entries,
         "skipped": [{"image": r["image"], "reason": r["status"].removeprefix("skipped: ")}
                     for r in records if r["status"] != "ok"],
+        "notes": notes,
         "outputs": {"config": "config.json", "masks": "masks/", "metrics": "masks/metrics.csv",
                     "proposals": "proposals.npz", "descriptors": "descriptors.npz", "similarity": "similarity.npz",
                     "clusters": "clusters.json", "summaries": "summaries/", "debug": "summaries/debug/",
@@ -592,42 +532,6 @@ def _write_report(out: Path, result: dict) -> None:
         write_report(out)
     except Exception as exc:  # noqa: BLE001 - the run's outputs matter more than its report
         result["outputs"].pop("report", None)
-        result.setdefault("notes", []).append(f"report.html not written: {type(exc).__name__}: {exc}")
+        result["notes"].append(f"report.html not written: {type(exc).__name__}: {exc}")
         warnings.warn(f"vsum: report.html not written for {out}: {exc}", RuntimeWarning, stacklevel=3)
         atomic_write_json(out / "result.json", result)
-
-
-def summarize_images(images, model="efficientnet_lite0", target: int | None = None, out: str | Path = "run",
-                     config: PipelineConfig | None = None, *, force: bool = False, progress: bool = True,
-                     device: str | None = None) -> RunResult:
-    """Stages 1-5 for the images of one class; also reachable as ``vsum.summarize(...)``.
-
-    ``vsum.summarize(folder, target=146, out="runs/x")`` is the Python form of
-    ``vsum summarize folder --target 146 --out runs/x``.
-
-    Parameters
-    ----------
-    images : folder, file or sequence of image files
-    model : str, torch.nn.Module or vsum.models.Classifier
-        A registry name (default: the offline EfficientNet-Lite0), a module,
-        or a loaded classifier (used as it is unless ``device`` is given).
-    target, out, config, force, progress
-        As for :func:`run_class`.
-    device : str, optional
-        ``"cpu"`` or ``"cuda"``; None picks CUDA when available.
-
-    Returns
-    -------
-    RunResult
-    """
-    classifier = resolve_classifier(model, device)
-    return run_class(images, classifier, target=target, out=out, config=config, force=force, progress=progress)
-
-
-def resolve_classifier(model, device: str | None = None):
-    """A :class:`vsum.models.Classifier` from a name, a module or a classifier (kept as is when ``device`` is None)."""
-    from .models import Classifier, load_model
-
-    if isinstance(model, Classifier) and device is None:
-        return model
-    return load_model(model, device=device)

@@ -12,13 +12,15 @@ Importing this module does not import torch.
 from __future__ import annotations
 
 import numbers
+from dataclasses import dataclass
 
 import numpy as np
 
-from ._arrays import as_numeric
+from ._arrays import as_image, as_numeric
 from ._compiled import _core
+from ._config import StageConfig
 
-__all__ = ["MODES", "STRATEGIES", "MIN_IMAGE_SIDE", "segment", "selective_search"]
+__all__ = ["MODES", "STRATEGIES", "MIN_IMAGE_SIDE", "ProposalConfig", "segment", "selective_search"]
 
 #: Similarity terms of a merge strategy (bit flags understood by the core).
 _TERMS = {"colour": 1, "texture": 2, "size": 4, "fill": 8}
@@ -130,22 +132,6 @@ def segment(image, sigma: float = 0.8, k: float = 100, min_size: int = 100) -> n
     return _core.felzenszwalb(arr, sigma, k, min_size)
 
 
-def _as_rgb(image) -> np.ndarray:
-    arr = np.asarray(image)
-    if arr.ndim != 3 or arr.shape[2] != 3:
-        hint = " (for a grey image use numpy.stack([image] * 3, axis=-1))" if arr.ndim == 2 else ""
-        raise ValueError(f"image must be an RGB array of shape (H, W, 3); got shape {arr.shape}{hint}")
-    if arr.dtype != np.uint8:
-        raise ValueError(
-            f"image must be uint8 (0..255 RGB); got dtype {arr.dtype}. Convert it explicitly, e.g. "
-            f"(numpy.clip(image, 0, 1) * 255).round().astype(numpy.uint8) for a [0, 1] float image"
-        )
-    H, W = arr.shape[:2]
-    if H < MIN_IMAGE_SIDE or W < MIN_IMAGE_SIDE:
-        raise ValueError(f"image must be at least {MIN_IMAGE_SIDE} x {MIN_IMAGE_SIDE} pixels; got {H} x {W}")
-    return np.ascontiguousarray(arr)
-
-
 def selective_search(
     image,
     num: int | None = 500,
@@ -222,7 +208,7 @@ def selective_search(
     ``t``-th (0-based) has level ``T - t``, so the largest regions get the
     smallest levels.  All hierarchies are pooled, scored ``level * u``, ranked
     ascending, filtered (size, border, duplicates) and cut to ``num``.  The
-    hierarchies run in parallel on :func:`vsum.boxes.get_num_threads` threads.
+    hierarchies run in parallel on :func:`vsum.threads.get_num_threads` threads.
 
     Raises
     ------
@@ -240,7 +226,7 @@ def selective_search(
     >>> [16, 16, 47, 47] in boxes.tolist()
     True
     """
-    rgb = _as_rgb(image)
+    rgb = as_image(image, "image", dtype=np.uint8, grey="reject", min_side=MIN_IMAGE_SIDE)
     if mode not in MODES:
         raise ValueError(f"mode must be one of {sorted(MODES)}; got {mode!r}")
     setting = MODES[mode]
@@ -268,3 +254,30 @@ def selective_search(
     min_side = _number(min_side, "min_side", integer=True, minimum=0)
     border = _number(border, "border", minimum=0)
     return _core.selective_search(rgb, spaces, kvals, flags, sigma, num, seed, min_side, border)
+
+
+@dataclass(frozen=True)
+class ProposalConfig(StageConfig):
+    """Stage-2 settings of :func:`selective_search` (published defaults).
+
+    Attributes
+    ----------
+    num : int, default 500
+        Proposals kept per image (the first ``num`` of the ranking).
+    seed : int, default 0
+        Seed of the ranking, in ``[0, 2**32)``.
+    mode : {"quality", "fast"}, default "quality"
+    """
+
+    num: int = 500
+    seed: int = 0
+    mode: str = "quality"
+
+    def __post_init__(self):
+        if isinstance(self.num, bool) or not isinstance(self.num, (int, np.integer)) or self.num < 1:
+            raise ValueError(f"ProposalConfig: num must be an integer >= 1; got {self.num!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or not 0 <= self.seed < 2**32:
+            raise ValueError(f"ProposalConfig: seed must be an integer in [0, 2**32); got {self.seed!r}")
+        if self.mode not in MODES:
+            raise ValueError(f"ProposalConfig: mode must be 'quality' or 'fast'; got {self.mode!r}")
+

@@ -1,5 +1,7 @@
 """Summary images (stage 5, step 7): member views, grids, crop strips, PNG output.
 
+:func:`render_summaries` draws every picture of a stage-5 result.
+
 Every function takes and returns ``uint8`` RGB arrays (``(H, W, 3)``, channel
 order R, G, B); grey ``(H, W)`` inputs are accepted where noted and repeated
 over the three channels.  Boxes are ``(x1, y1, x2, y2)`` with inclusive pixel
@@ -20,6 +22,7 @@ from typing import NamedTuple, Sequence
 import cv2
 import numpy as np
 
+from ._arrays import as_image, as_mask
 from .io import atomic_write_png
 
 __all__ = [
@@ -35,6 +38,7 @@ __all__ = [
     "crop_strip",
     "cluster_overview",
     "save_png",
+    "render_summaries",
 ]
 
 #: Value every channel of a pixel outside the kept region is set to.
@@ -56,39 +60,6 @@ _FONT_THICKNESS = 1
 
 
 # --------------------------------------------------------------------------- input checks
-
-
-def _as_rgb(image, name: str = "image") -> np.ndarray:
-    """``(H, W, 3)`` or ``(H, W)`` uint8 -> C-contiguous ``(H, W, 3)`` uint8."""
-    try:
-        arr = np.asarray(image)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a uint8 array of shape (H, W, 3) or (H, W); could not convert it: {exc}") from None
-    if arr.dtype != np.uint8:
-        raise ValueError(f"{name} must have dtype uint8 (RGB 0-255); got {arr.dtype}")
-    if arr.ndim == 2:
-        arr = np.repeat(arr[:, :, None], 3, axis=2)
-    elif arr.ndim != 3 or arr.shape[2] != 3:
-        raise ValueError(f"{name} must have shape (H, W, 3) (RGB) or (H, W) (grey); got {arr.shape}")
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"{name} must not be empty; got shape {arr.shape}")
-    return np.ascontiguousarray(arr)
-
-
-def _as_mask(mask, shape: tuple[int, int]) -> np.ndarray:
-    """Bool or integer ``(H, W)`` (nonzero = salient) -> bool ``(H, W)``."""
-    try:
-        arr = np.asarray(mask)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"mask must be a bool array of shape {shape}; could not convert it: {exc}") from None
-    if arr.dtype.kind not in "biu":
-        raise ValueError(
-            f"mask must be a bool (or integer, nonzero = salient) array; got dtype {arr.dtype} "
-            f"(threshold a saliency map first, e.g. saliency >= threshold)"
-        )
-    if arr.shape != tuple(shape):
-        raise ValueError(f"mask must have the image's shape (H, W) = {tuple(shape)}; got {arr.shape}")
-    return arr.astype(bool, copy=False)
 
 
 def _as_box(box, name: str = "box") -> np.ndarray:
@@ -218,13 +189,10 @@ def member_region(mask, box) -> MemberRegion:
     * Box entirely outside the image: nothing is kept (``keep`` all False,
       ``hull`` empty, ``box`` None).
     """
-    m = np.asarray(mask)
-    if m.ndim != 2:
-        raise ValueError(f"mask must have shape (H, W); got {m.shape}")
+    m = as_mask(mask, "mask")
     h, w = m.shape
     if h == 0 or w == 0:
         raise ValueError(f"mask must not be empty; got shape {m.shape}")
-    m = _as_mask(m, (h, w))
     b = _as_box(box)
     clipped = _clip_box(b, h, w)
     regions = np.zeros((h, w), dtype=bool)
@@ -246,7 +214,7 @@ def member_region(mask, box) -> MemberRegion:
 
 
 def member_view(image, mask, box, *, thickness: int | None = None) -> np.ndarray:
-    """One summary member as the method shows it (ALGORITHM.md stage 5, step 7).
+    """One summary member as the method shows it (``docs/method.md``, stage 5, step 7).
 
     The whole image, greyed outside the union of (a) the member's mask regions
     that meet its proposal and (b) the convex hull of the mask inside the
@@ -301,9 +269,9 @@ def member_view(image, mask, box, *, thickness: int | None = None) -> np.ndarray
     >>> view.shape, view.dtype, view[15, 25].tolist(), view[5, 5].tolist()
     ((20, 30, 3), dtype('uint8'), [64, 64, 64], [255, 0, 0])
     """
-    rgb = _as_rgb(image)
+    rgb = as_image(image, "image")
     h, w = rgb.shape[:2]
-    m = _as_mask(mask, (h, w))
+    m = as_mask(mask, "mask", shape=(h, w))
     t = _check_thickness(thickness, h, w)
     region = member_region(m, box)
     out = rgb.copy()
@@ -467,7 +435,7 @@ def summary_grid(
         raise ValueError("views must be a list of images ((H, W, 3) uint8 arrays)")
     if len(views) == 0:
         raise ValueError("views is empty: a grid needs at least one image")
-    rgbs = [_as_rgb(v, f"views[{i}]") for i, v in enumerate(views)]
+    rgbs = [as_image(v, f"views[{i}]") for i, v in enumerate(views)]
     if isinstance(columns, bool) or not isinstance(columns, (int, np.integer)) or columns < 1:
         raise ValueError(f"columns must be an int >= 1; got {columns!r}")
     pad = _check_pad(pad)
@@ -539,7 +507,7 @@ def crop_strip(crops: Sequence, height: int = 64, pad: int = 2, *, background=_B
         raise ValueError(f"height must be an int >= 1 (pixels); got {height!r}")
     pad = _check_pad(pad)
     bg = _check_color(background, "background")
-    rgbs = [_as_rgb(c, f"crops[{i}]") for i, c in enumerate(crops)]
+    rgbs = [as_image(c, f"crops[{i}]") for i, c in enumerate(crops)]
     widths = [max(1, round(c.shape[1] * height / c.shape[0])) for c in rgbs]
     strip = np.empty((height + 2 * pad, sum(widths) + (len(rgbs) + 1) * pad, 3), dtype=np.uint8)
     strip[:] = bg
@@ -622,7 +590,7 @@ def cluster_overview(
 
     panels, texts = [], []
     for i in range(n):
-        rgb = _as_rgb(images[i], f"images[{i}]")
+        rgb = as_image(images[i], f"images[{i}]")
         box = _as_box(box_arr[i], f"boxes[{i}]")
         h, w = rgb.shape[:2]
         t = _check_thickness(thickness, h, w)
@@ -681,9 +649,66 @@ def save_png(path: str | os.PathLike, rgb) -> Path:
     ValueError
         Not a non-empty uint8 ``(H, W, 3)`` or ``(H, W)`` array.
     """
-    arr = _as_rgb(rgb, "rgb")
+    arr = as_image(rgb, "rgb")
     if np.ndim(rgb) == 2:  # grey stays a one-channel PNG
         arr = np.ascontiguousarray(arr[:, :, 0])
     path = Path(path)
     atomic_write_png(path, arr)
     return path
+
+
+# --------------------------------------------------------------------------- a run's summaries
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def render_summaries(result, images: Sequence, masks: Sequence, names: Sequence[str], out_dir: str | os.PathLike,
+                     cell: int = 200) -> list[str]:
+    """The pictures of a stage-5 result: summary grids, aligned-crop strips, cluster overviews.
+
+    Parameters
+    ----------
+    result : vsum.clusters.SummaryResult
+        From :func:`vsum.clusters.find_summaries` (its clusters carry the
+        aligned crops).
+    images : list of N (H_i, W_i, 3) uint8 arrays
+        The images stage 5 ran on.
+    masks : list of N (H_i, W_i) bool arrays
+        Their binary saliency masks.
+    names : list of N str
+        Image names for the labels.
+    out_dir : path-like
+        Receives ``summary_<k>.png`` and ``summary_<k>_strip.png`` for the
+        k-th summary and ``debug/cluster_<c>.png`` for every cluster (before
+        filtering); written atomically.
+    cell : int, default 200
+        Side in pixels of one member's cell in the grids.
+
+    Returns
+    -------
+    list of str
+        The written files, relative to ``out_dir``.
+    """
+    out_dir = Path(out_dir)
+    written = []
+    k = 0
+    for cid, c in enumerate(result.clusters):
+        members = list(range(len(c.images)))
+        labels = [names[int(c.images[p])] for p in members]
+        overview = cluster_overview([images[int(c.images[p])] for p in members], c.boxes, labels=labels,
+                                    scores=[float(s) for s in c.similarity])
+        save_png(out_dir / "debug" / f"cluster_{cid}.png", overview)
+        written.append(f"debug/cluster_{cid}.png")
+        if not c.is_summary:
+            continue
+        shown = [p for p in members if c.member_kept[p]]
+        views = [member_view(images[int(c.images[p])], masks[int(c.images[p])], c.boxes[p]) for p in shown]
+        grid_labels = [f"{labels[p]}\nsim {c.similarity[p]:.2f} ssim {_fmt(c.median_ssim(p))}" for p in shown]
+        grid = summary_grid(views, cell=(cell, cell), labels=grid_labels, highlight_first=shown[0] == 0)
+        save_png(out_dir / f"summary_{k}.png", grid)
+        save_png(out_dir / f"summary_{k}_strip.png", crop_strip([c.crops[p] for p in shown]))
+        written += [f"summary_{k}.png", f"summary_{k}_strip.png"]
+        k += 1
+    return written

@@ -1,4 +1,4 @@
-"""A self-contained ``report.html`` for one run directory of :func:`vsum.pipeline.run_class`.
+"""A self-contained ``report.html`` for one run directory of :func:`vsum.pipeline.summarize`.
 
 :func:`write_report` reads ``result.json`` (plus ``config.json``,
 ``masks/metrics.csv``, ``masks/*.png`` and the PNGs under
@@ -22,9 +22,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from . import VsumError
-from .io import atomic_write_text
-from .masks import unique_stems
+from .errors import VsumError
+from .io import atomic_write_text, unique_stems
 
 __all__ = ["write_report", "render_report", "THUMB_SIDE"]
 
@@ -52,7 +51,7 @@ def _e(value) -> str:
     return "" if value is None else escape(str(value), quote=True)
 
 
-def _num(value, digits: int = 3) -> str:
+def _fmt_number(value, digits: int = 3) -> str:
     if value is None:
         return "n/a"
     try:
@@ -145,11 +144,11 @@ def _summaries(result: dict, run: Path) -> str:
         k = entry.get("summary")
         members = entry.get("members") or []
         rows = [[_e(m.get("image")) + (" <b>(exemplar)</b>" if m.get("exemplar") else ""),
-                 _e(", ".join(str(v) for v in m.get("box") or [])), f'<span class="num">{_num(m.get("similarity"))}</span>',
-                 f'<span class="num">{_num(m.get("ssim"))}</span>'] for m in members]
+                 _e(", ".join(str(v) for v in m.get("box") or [])), f'<span class="num">{_fmt_number(m.get("similarity"))}</span>',
+                 f'<span class="num">{_fmt_number(m.get("ssim"))}</span>'] for m in members]
         parts.append(
             f'<section class="summary"><h3>Summary {_e(k)} (cluster {_e(entry.get("cluster"))}, score '
-            f'{_num(entry.get("score"))}, {len(members)} members from {_e(entry.get("images"))} images)</h3>'
+            f'{_fmt_number(entry.get("score"))}, {len(members)} members from {_e(entry.get("images"))} images)</h3>'
             + _img(run / str(entry.get("png")), f"summary {k}", "summary-grid")
             + _img(run / str(entry.get("strip")), f"summary {k} aligned crops", "summary-strip")
             + _table(["image", "box (x1, y1, x2, y2), model-grid px", "similarity", "SSIM (median)"], rows)
@@ -161,7 +160,7 @@ def _timings(result: dict) -> str:
     timings = result.get("timings") or {}
     reused = set(result.get("reused") or [])
     rows = [[_e(k) + (' <span class="muted">(cached)</span>' if k in reused else ""),
-             f'<span class="num">{_num(v, 2)}</span>'] for k, v in timings.items()]
+             f'<span class="num">{_fmt_number(v, 2)}</span>'] for k, v in timings.items()]
     counts = result.get("counts") or {}
     count_rows = [[_e(k), f'<span class="num">{_e(v)}</span>'] for k, v in counts.items()]
     return ("<h2>Stages</h2><div style=\"display:flex;gap:2em;flex-wrap:wrap;align-items:flex-start\">"
@@ -249,7 +248,7 @@ def write_report(run_dir: str | Path) -> Path:
     Parameters
     ----------
     run_dir : path-like
-        A run directory written by :func:`vsum.pipeline.run_class`.
+        A run directory written by :func:`vsum.pipeline.summarize`.
 
     Returns
     -------

@@ -17,7 +17,11 @@ There is one layer of parallelism: a kernel called from a pool task (e.g.
 each pair of :func:`vsum.flow.match_batch`) runs serially inside it, and a
 kernel called from a second Python thread while another call uses the pool
 runs serially in that thread, so a process never runs more than ``T`` kernel
-threads.  Results never depend on the thread count.
+threads.  vsum starts no other thread.  The BLAS library of NumPy (the
+appearance products of stage 4) and OpenCV (warps, drawing) keep their own
+pools, sized by their own settings (``OPENBLAS_NUM_THREADS`` /
+``OMP_NUM_THREADS``, ``cv2.setNumThreads``); they run between kernel calls,
+never during one.  Results never depend on the thread count.
 
 Importing this module does not import torch.
 """

@@ -9,79 +9,32 @@ to 80 x 80, inner 8 x 8 cells).  Results agree with the compiled core to about
 1e-6 relative (summation order and ``atan2`` rounding differ); the resampled
 crops are bit-identical.
 
-The input helpers :func:`as_image` and :func:`as_cell` are shared with
-:mod:`vsum.features`, so both accept exactly the same inputs.
+Inputs are checked by the same helpers as :mod:`vsum.features`
+(:func:`vsum._arrays.as_image`, :func:`vsum.features.as_cell`), so both
+accept exactly the same inputs; the descriptor layout constants
+(``DESC_LENGTH``, ``FEATURES``, ...) and :func:`vsum.features.hog_shape`
+come from there too.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from .._arrays import as_boxes, check_not_degenerate
+from .._arrays import as_boxes, as_image, check_not_degenerate
+from ..features import DESC_LENGTH, MIN_IMAGE_SIDE, as_cell, hog_shape
 
-__all__ = ["as_cell", "as_image", "describe", "fhog", "fhog_shape"]
+__all__ = ["crop_box", "describe", "fhog"]
 
 ORIENTATIONS = 18
-FEATURES = 31
 TRUNCATION = 0.2
 TEXTURE_SCALE = 0.2357
 EPS = 1e-4
 DESC_CELL = 8
 DESC_SIDE = 80
-DESC_CELLS = 8
-DESC_LENGTH = DESC_CELLS * DESC_CELLS * FEATURES  # 1984
-MIN_IMAGE_SIDE = 16
-MAX_CELL = 1 << 12
 
 
-def as_image(image, name: str = "image") -> np.ndarray:
-    """Convert an RGB (or grey) image to a C-contiguous float32 ``(H, W, 3)`` array.
-
-    Accepts ``(H, W, 3)`` or ``(H, W)`` (grey, replicated to 3 channels) arrays
-    of any integer or float dtype; values are *not* rescaled (the features
-    expect the 0-255 scale, see :func:`vsum.features.hog`).
-
-    Raises
-    ------
-    ValueError
-        For other shapes, bool / complex / object dtypes, or non-finite values.
-    """
-    arr = np.asarray(image)
-    if arr.ndim == 2:
-        arr = np.repeat(arr[:, :, None], 3, axis=2)
-    if arr.ndim != 3 or arr.shape[2] != 3:
-        raise ValueError(
-            f"{name} must be an (H, W, 3) RGB or (H, W) grey array; got shape {arr.shape}"
-            + (" (drop the alpha channel first)" if arr.ndim == 3 and arr.shape[2] == 4 else "")
-        )
-    if arr.dtype.kind not in "iuf":
-        raise ValueError(f"{name} must hold integer or float pixel values; got dtype {arr.dtype}")
-    out = np.ascontiguousarray(arr, dtype=np.float32)
-    if arr.dtype.kind == "f" and out.size and not np.isfinite(out).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return out
-
-
-def as_cell(cell) -> int:
-    """Validate the HOG cell size: an integer in ``[1, 4096]``."""
-    if isinstance(cell, bool) or not isinstance(cell, (int, np.integer)):
-        raise ValueError(f"cell must be an integer number of pixels; got {cell!r}")
-    cell = int(cell)
-    if not 1 <= cell <= MAX_CELL:
-        raise ValueError(f"cell must be an integer in [1, {MAX_CELL}]; got {cell}")
-    return cell
-
-
-def _blocks(side: int, cell: int) -> int:
-    """round(side / cell), halves away from zero (C ``llround``)."""
-    return int(math.floor(side / cell + 0.5))
-
-
-def fhog_shape(height: int, width: int, cell: int = 8) -> tuple[int, int, int]:
-    """Output shape of :func:`fhog`: ``(max(round(H/cell) - 2, 0), max(round(W/cell) - 2, 0), 31)``."""
-    return max(_blocks(height, cell) - 2, 0), max(_blocks(width, cell) - 2, 0), FEATURES
+def _as_image(image) -> np.ndarray:
+    return as_image(image, "image", dtype=np.float32, min_side=0)
 
 
 def _cell_coords(n: int, cell: int):
@@ -154,10 +107,10 @@ def _features(hist: np.ndarray) -> np.ndarray:
 
 def fhog(image, cell: int = 8) -> np.ndarray:
     """Reference :func:`vsum.features.hog`: float32 ``(round(H/cell)-2, round(W/cell)-2, 31)``."""
-    im = as_image(image)
+    im = _as_image(image)
     cell = as_cell(cell)
     H, W = im.shape[:2]
-    oh, ow, nf = fhog_shape(H, W, cell)
+    oh, ow, nf = hog_shape(H, W, cell)
     if oh == 0 or ow == 0:
         return np.zeros((oh, ow, nf), np.float32)
     hist = _histograms(im.astype(np.float64), oh + 2, ow + 2, cell)
@@ -186,14 +139,9 @@ def crop_box(im: np.ndarray, box) -> np.ndarray:
 
 def describe(image, boxes) -> np.ndarray:
     """Reference :func:`vsum.features.describe`: float32 ``(n, 1984)``, one box at a time."""
-    im = as_image(image)
+    im = as_image(image, "image", dtype=np.float32, min_side=MIN_IMAGE_SIDE)
     b = as_boxes(boxes, "boxes")
     check_not_degenerate(b, "boxes")
-    H, W = im.shape[:2]
-    if H < MIN_IMAGE_SIDE or W < MIN_IMAGE_SIDE:
-        raise ValueError(
-            f"image must be at least {MIN_IMAGE_SIDE} x {MIN_IMAGE_SIDE} pixels to describe boxes; got {H} x {W}"
-        )
     out = np.empty((len(b), DESC_LENGTH), np.float32)
     for i, box in enumerate(b.tolist()):
         out[i] = fhog(crop_box(im, box), DESC_CELL).ravel()

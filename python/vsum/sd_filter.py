@@ -1,15 +1,19 @@
 """SD filter (joint Static and Dynamic guidance) as an edge-aware fill of a dense flow field.
 
-Reference implementation in NumPy/SciPy of
+An implementation in NumPy/SciPy (sparse solves; about a second per image
+pair) of
 
     B. Ham, M. Cho, J. Ponce, "Robust image filtering using joint static and
     dynamic guidance", CVPR 2015 (extended: "Robust guided image filtering
     using nonconvex potentials", TPAMI 2018),
 
 with the parameters Proposal Flow uses to fill and smooth its dense flow
-(ALGORITHM.md stage 4: lambda 20, sigma_g 30, sigma_u 15, 2 iterations,
-4-neighbourhood, valid pixels as data term).  It is the baseline against
-which faster edge-aware fills are compared on the keypoint benchmark.
+(``docs/method.md``, stage 4: lambda 20, sigma_g 30, sigma_u 15, 2
+iterations, 4-neighbourhood, valid pixels as data term).  It is the fill of
+the original method, available as ``fill="sd"`` in
+:func:`vsum.flow.dense_flow` and ``vsum eval-flow --fill sd``: the baseline
+against which the default fast global smoother (:func:`vsum.flow.fill_flow`)
+is compared on the keypoint benchmark.
 
 The formulation (the paper's energy and its majorize-minimize solver)
 ---------------------------------------------------------------------
@@ -87,7 +91,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from .._arrays import as_numeric
+from ._arrays import as_numeric
 
 __all__ = ["sd_filter", "sd_fill"]
 

@@ -1,4 +1,4 @@
-"""Stage 5 (vsum.summarize): each step on hand-made inputs, one small end-to-end run on real photos."""
+"""Stage 5 (vsum.clusters): each step on hand-made inputs, the driver on a synthetic class and on real photos."""
 
 from __future__ import annotations
 
@@ -7,56 +7,45 @@ import json
 import numpy as np
 import pytest
 
-from vsum.pairs import AllPairsResult
-from vsum.summarize import (
-    SummaryConfig,
-    cluster,
+from vsum.clusters import (
+    ClusterConfig,
+    affinity_clusters,
     cluster_members,
-    cluster_quality,
     cluster_score,
+    find_summaries,
     member_ssim,
     prune_redundant,
     pruning_scores,
     select_summaries,
     similarity_matrix,
-    summarize_class,
     to_grey,
-    valid_proposals,
 )
+from vsum.features import describe
+from vsum.pairs import AllPairsResult, PairsConfig, match_class
+from vsum.proposals import selective_search
 
+from helpers import require_data
+from synthetic import synthetic_class
 
 # --------------------------------------------------------------------------- config
 
 
 def test_config_defaults_are_published():
-    c = SummaryConfig()
-    assert (c.valid_coverage, c.redundancy_overlap, c.redundancy_area_ratio, c.redundancy_topk) == (0.75, 0.5, 2.0, 100)
+    c = ClusterConfig()
+    assert (c.redundancy_overlap, c.redundancy_area_ratio) == (0.5, 2.0)
     assert (c.preference_factor, c.damping, c.max_iter, c.convergence_iter, c.random_state) == (1.3, 0.9, 1000, 100, 0)
     assert (c.max_members, c.cluster_keep_factor, c.member_ssim_fraction) == (10, 0.9, 0.6)
     assert json.loads(json.dumps(c.to_dict()))["preference_factor"] == 1.3
+    p = PairsConfig()
+    assert (p.valid_coverage, p.topk, p.method, p.order) == (0.75, 100, "lom", "sequential")
 
 
-@pytest.mark.parametrize("kw", [{"valid_coverage": 1.5}, {"damping": 1.0}, {"max_members": 0}, {"ssim_win_size": 4},
-                                {"lom_order": "any"}, {"redundancy_topk": True}, {"flow_fill": "x"}])
+@pytest.mark.parametrize("kw", [{"redundancy_overlap": 1.5}, {"damping": 1.0}, {"max_members": 0},
+                                {"ssim_win_size": 4}, {"max_iter": True}, {"flow_fill": "x"},
+                                {"ssim_gaussian_weights": 1}])
 def test_config_rejects_bad_values(kw):
-    with pytest.raises(ValueError, match="SummaryConfig"):
-        SummaryConfig(**kw)
-
-
-# --------------------------------------------------------------------------- step 1
-
-
-def test_valid_proposals_is_strictly_more_than():
-    mask = np.zeros((10, 20), bool)
-    mask[:, :15] = True
-    # 4 x 10 box with 3 of 4 columns set: exactly 0.75 -> not valid; 15/19 > 0.75 -> valid.
-    boxes = [[12, 0, 15, 9], [0, 0, 19, 9], [0, 0, 14, 9], [0, 0, 18, 0], [-5, 0, 4, 9]]
-    v = valid_proposals(mask, boxes)
-    assert v.dtype == bool and v.tolist() == [False, False, True, True, False]
-    assert valid_proposals(mask, boxes, threshold=0.74).tolist() == [True, True, True, True, False]
-    assert valid_proposals(mask, np.zeros((0, 4), int)).shape == (0,)
-    with pytest.raises(ValueError):
-        valid_proposals(mask.astype(float), boxes)
+    with pytest.raises(ValueError, match="ClusterConfig"):
+        ClusterConfig(**kw)
 
 
 # --------------------------------------------------------------------------- step 2
@@ -139,9 +128,9 @@ def _block_matrix(groups, seed=0, noise=0.05, diag=1000.0):
     return s, lab
 
 
-def test_cluster_finds_obvious_blocks():
+def test_affinity_clusters_finds_obvious_blocks():
     s, truth = _block_matrix([4, 6, 5])
-    res = cluster(s)
+    res = affinity_clusters(s)
     assert res.n_clusters == 3 and res.converged and res.note is None
     assert res.labels.dtype == np.int64
     for k in range(3):
@@ -151,22 +140,22 @@ def test_cluster_finds_obvious_blocks():
     off = s[~np.eye(len(s), dtype=bool)] - res.offset
     assert res.preference == pytest.approx(1.3 * np.median(off))
     # The diagonal plays no part: any value gives the same clustering.
-    again = cluster(np.where(np.eye(len(s), dtype=bool), -5.0, s))
+    again = affinity_clusters(np.where(np.eye(len(s), dtype=bool), -5.0, s))
     assert np.array_equal(again.labels, res.labels) and np.array_equal(again.exemplars, res.exemplars)
 
 
-def test_cluster_degenerate_cases():
-    one = cluster(np.array([[3.0]]))
+def test_affinity_clusters_degenerate_cases():
+    one = affinity_clusters(np.array([[3.0]]))
     assert one.n_clusters == 1 and one.labels.tolist() == [0] and "single" in one.note
-    flat = cluster(np.full((4, 4), 2.0))
+    flat = affinity_clusters(np.full((4, 4), 2.0))
     assert flat.n_clusters == 1 and flat.labels.tolist() == [0, 0, 0, 0] and "equal" in flat.note
     s, _ = _block_matrix([3, 3])
-    stuck = cluster(s, SummaryConfig(max_iter=3, convergence_iter=2))
+    stuck = affinity_clusters(s, ClusterConfig(max_iter=3, convergence_iter=2))
     assert stuck.n_clusters == 0 and not stuck.converged and "did not converge" in stuck.note
     assert (stuck.labels == -1).all()
     for bad in (np.zeros((0, 0)), np.zeros((2, 3)), np.array([[0.0, np.nan], [1.0, 0.0]])):
         with pytest.raises(ValueError):
-            cluster(bad)
+            affinity_clusters(bad)
 
 
 # --------------------------------------------------------------------------- step 5
@@ -193,49 +182,35 @@ def _texture(seed, shape=(40, 50, 3)):
     return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
 
 
+def _crop(img, box):
+    x1, y1, x2, y2 = box
+    return img[y1:y2 + 1, x1:x2 + 1]
+
+
 def test_member_ssim_identical_is_one():
     img = _texture(0)
     box = [5, 6, 30, 35]
-    s = member_ssim([img, img.copy(), img], box)
+    crop = _crop(img, box)
+    s = member_ssim([crop, crop.copy(), crop])
     assert s.shape == (3, 3) and s.dtype == np.float64 and np.allclose(s, 1.0)
-    other = member_ssim([img, _texture(1)], box)
+    other = member_ssim([crop, _crop(_texture(1), box)])
     assert np.allclose(other, other.T) and other[0, 1] < 0.2
-    # only the crop matters
-    changed = img.copy()
-    changed[0:3] = 0
-    assert member_ssim([img, changed], box)[0, 1] == pytest.approx(1.0)
     # thin and tiny crops, Gaussian window
-    assert member_ssim([img, img], [3, 3, 4, 20])[0, 1] == pytest.approx(1.0)
-    assert member_ssim([img, img], [3, 3, 3, 3])[0, 1] == pytest.approx(1.0)
-    assert member_ssim([img, _texture(1)], box, gaussian_weights=True)[0, 1] < 0.2
-    assert member_ssim([img, img], [0, 0, 8, 8], gaussian_weights=True)[0, 1] == pytest.approx(1.0)
-    with pytest.raises(ValueError, match="exemplar image"):
-        member_ssim([img, img[:-1]], box)
-    with pytest.raises(ValueError, match="outside"):
-        member_ssim([img], [60, 0, 70, 5])
+    assert member_ssim([_crop(img, [3, 3, 4, 20])] * 2)[0, 1] == pytest.approx(1.0)
+    assert member_ssim([_crop(img, [3, 3, 3, 3])] * 2)[0, 1] == pytest.approx(1.0)
+    assert member_ssim([crop, _crop(_texture(1), box)], gaussian_weights=True)[0, 1] < 0.2
+    assert member_ssim([_crop(img, [0, 0, 8, 8])] * 2, gaussian_weights=True)[0, 1] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="exemplar crop"):
+        member_ssim([crop, crop[:-1]])
+    with pytest.raises(ValueError, match="at least one"):
+        member_ssim([])
 
 
 def test_to_grey_weights():
     px = np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255]]], np.uint8)
     assert np.allclose(to_grey(px), [[0.2989 * 255, 0.5870 * 255, 0.1140 * 255]])
-
-
-def test_cluster_quality_uses_the_warp_callback():
-    imgs = [_texture(k) for k in range(3)]
-    boxes = [np.array([[1, 1, 20, 20], [5, 5, 30, 30]])] * 3
-    image, index = np.array([0, 0, 1, 2]), np.array([0, 1, 0, 1])
-    calls = []
-
-    def identity_warp(e, m):  # every member "looks like" the exemplar image
-        calls.append((e, m))
-        return imgs[e]
-
-    s = cluster_quality(imgs, [1, 2, 3], image, index, boxes, identity_warp)
-    assert calls == [(0, 1), (0, 2)] and np.allclose(s, 1.0) and cluster_score(s) == pytest.approx(1.0)
-    s = cluster_quality(imgs, [1, 2, 3], image, index, boxes, lambda e, m: imgs[m])
-    assert s[0, 1] < 0.2
-    with pytest.raises(ValueError, match="exemplar image"):
-        cluster_quality(imgs, [1, 2], image, index, boxes, lambda e, m: imgs[m][:10])
+    with pytest.raises(ValueError, match="shape"):
+        to_grey(np.zeros((2, 2, 4)))
 
 
 def test_cluster_score_is_off_diagonal_median():
@@ -267,7 +242,7 @@ def test_select_summaries_rules():
     assert members[1].tolist() == [False, False]  # its one SSIM (0) is under the reference: 100 %
     assert members[3].tolist() == [False, False] and members[4].tolist() == [False]
     # the edge of the cluster rule: score exactly 0.9 x reference is kept
-    ref, kept, _ = select_summaries([0.9, 1.0, 1.1], [np.eye(2)] * 3, SummaryConfig(cluster_keep_factor=0.9))
+    ref, kept, _ = select_summaries([0.9, 1.0, 1.1], [np.eye(2)] * 3, ClusterConfig(cluster_keep_factor=0.9))
     assert ref == 1.0 and kept.tolist() == [True, True, True]
     ref, kept, _ = select_summaries([np.nan], [np.eye(1)])
     assert np.isnan(ref) and kept.tolist() == [False]
@@ -278,49 +253,32 @@ def test_select_summaries_rules():
 # --------------------------------------------------------------------------- driver
 
 
-def _photos(data_dir, count=5, side=128):
-    from PIL import Image
-
-    files = sorted((data_dir / "albatross").glob("*.jpg"))[:count]
-    if len(files) < count:
-        pytest.skip("albatross photos not found")
-    imgs, masks = [], []
-    for f in files:
-        im = Image.open(f).convert("RGB")
-        im.thumbnail((side, side))
-        a = np.asarray(im)
-        h, w = a.shape[:2]
-        yy, xx = np.mgrid[:h, :w]
-        imgs.append(a)
-        masks.append(((yy - h / 2) / (0.4 * h)) ** 2 + ((xx - w / 2) / (0.4 * w)) ** 2 < 1)  # centre blob
-    return imgs, masks
+def _stage4(images, masks, num=100, config=None):
+    boxes = [selective_search(a, num=num)[0] for a in images]
+    descs = [describe(a, b) for a, b in zip(images, boxes)]
+    return boxes, descs, match_class(masks, boxes, descs, config)
 
 
 @pytest.fixture(scope="module")
-def small_class(data_dir):
-    from vsum.features import describe
-    from vsum.proposals import selective_search
-
-    imgs, masks = _photos(data_dir)
-    boxes = [selective_search(a, num=60)[0] for a in imgs]
-    descs = [describe(a, b) for a, b in zip(imgs, boxes)]
-    return imgs, masks, boxes, descs
+def synthetic():
+    """A synthetic bird class (no shared data), its stage 2-4 results and the stage-5 result."""
+    birds = synthetic_class(6, 128, seed=0)
+    boxes, descs, pairs = _stage4(birds.images, birds.masks)
+    return birds, boxes, descs, pairs, find_summaries(birds.images, boxes, descs, pairs)
 
 
-def test_summarize_class_end_to_end(small_class):
+def check_result(res, images, boxes, pairs, cfg):
     from vsum.boxes import overlap_min
 
-    imgs, masks, boxes, descs = small_class
-    cfg = SummaryConfig()
-    res = summarize_class(imgs, masks, boxes, descs, cfg)
+    n = len(images)
     c = res.counts
-    assert c["images"] == 5 and c["proposals"] == sum(len(b) for b in boxes)
+    assert c["images"] == n and c["proposals"] == sum(len(b) for b in boxes)
     assert c["proposals"] >= c["valid"] >= c["kept"] >= c["clusters"] >= c["clusters_kept"] >= c["summaries"] >= 1
     assert res.reason is None and res.ap_converged and np.isfinite(res.reference)
     assert set(res.timings) >= {"valid", "pairs", "prune", "cluster", "quality"}
-    for i in range(5):
+    for i in range(n):
         kept = res.kept[i]
-        assert res.valid[i].tolist() == valid_proposals(masks[i], boxes[i]).tolist()
+        assert np.flatnonzero(res.valid[i]).tolist() == pairs.rows[i].tolist()
         assert res.valid[i][kept].all() and np.all(np.diff(kept) > 0)
         assert np.isnan(res.scores[i][~res.valid[i]]).all() and np.isfinite(res.scores[i][res.valid[i]]).all()
         b = boxes[i][kept].astype(np.int64)
@@ -338,66 +296,114 @@ def test_summarize_class_end_to_end(small_class):
         assert np.all(np.diff(cl.similarity[1:]) <= 0)
         for i, x, b in zip(cl.images, cl.indices, cl.boxes):
             assert x in res.kept[i] and b.tolist() == boxes[i][x].tolist()
+        x1, y1, x2, y2 = cl.boxes[0]
+        assert len(cl.crops) == m and all(cr.shape == (y2 - y1 + 1, x2 - x1 + 1, 3) for cr in cl.crops)
         assert cl.ssim.shape == (m, m) and np.allclose(cl.ssim, cl.ssim.T) and np.allclose(np.diag(cl.ssim), 1)
         assert cl.member_kept.shape == (m,) and (cl.kept or not cl.member_kept.any())
         assert cl.kept == bool(cl.score >= cfg.cluster_keep_factor * res.reference)
-    assert all(s.kept and s.member_kept.any() for s in res.summaries)
+        assert cl.is_summary == (cl.kept and cl.member_kept.any())
+    assert res.summaries == [cl for cl in res.clusters if cl.is_summary]
     d = json.loads(json.dumps(res.to_dict()))
     assert d["counts"] == c and len(d["clusters"]) == c["clusters"] and len(d["summaries"]) == c["summaries"]
 
-    # identity warps: every member crop equals the exemplar's -> every SSIM 1, every scored cluster kept
-    flat = summarize_class(imgs, masks, boxes, descs, cfg, warp_member=lambda e, m: imgs[e])
-    assert [cl.exemplar_index for cl in flat.clusters] == [cl.exemplar_index for cl in res.clusters]
+
+def test_find_summaries_on_a_synthetic_class(synthetic):
+    birds, boxes, descs, pairs, res = synthetic
+    check_result(res, birds.images, boxes, pairs, ClusterConfig())
+    # the exemplar crop is the exemplar image's box; members are warped onto the exemplar image
+    cl = res.summaries[0]
+    x1, y1, x2, y2 = cl.boxes[0]
+    assert np.array_equal(cl.crops[0], birds.images[cl.exemplar_image][y1:y2 + 1, x1:x2 + 1])
+
+
+def test_find_summaries_members_show_one_part(synthetic):
+    """Each summary groups one part of the bird: most kept members' boxes show the exemplar's part."""
+    birds, _, _, _, res = synthetic
+    agree, shown = [], set()
+    for cl in res.summaries:
+        part = birds.part_of_box(cl.exemplar_image, cl.boxes[0])
+        assert part != 0, "an exemplar shows the background"
+        parts = [birds.part_of_box(int(i), b) for i, b, k in zip(cl.images, cl.boxes, cl.member_kept) if k]
+        agree.append(np.mean([p == part for p in parts]))
+        shown.add(part)
+    assert np.mean(agree) >= 0.8, agree
+    assert len(shown) >= 2, "the summaries show only one part of the bird"
+
+
+def test_find_summaries_uses_the_warp_callback(synthetic):
+    birds, boxes, descs, pairs, res = synthetic
+    calls = []
+
+    def identity(e, m):  # every member "looks like" the exemplar image: every SSIM is 1
+        calls.append((e, m))
+        return birds.images[e]
+
+    flat = find_summaries(birds.images, boxes, descs, pairs, warp_member=identity)
+    assert [c.exemplar_index for c in flat.clusters] == [c.exemplar_index for c in res.clusters]
+    assert len(calls) == sum(len(c.images) - 1 for c in flat.clusters)
     assert flat.reference == pytest.approx(1.0)
-    assert all(cl.kept == (len(cl.images) > 1) for cl in flat.clusters)
+    assert all(c.kept == (len(c.images) > 1) for c in flat.clusters)
+    with pytest.raises(ValueError, match="exemplar image"):
+        find_summaries(birds.images, boxes, descs, pairs, warp_member=lambda e, m: birds.images[m][:10])
 
 
-def test_summarize_class_reports_why_nothing(small_class):
-    imgs, masks, boxes, descs = small_class
-    one = summarize_class(imgs[:1], masks[:1], boxes[:1], descs[:1])
+def test_find_summaries_reports_why_nothing(synthetic):
+    birds, boxes, descs, _, _ = synthetic
+    imgs, masks = birds.images, birds.masks
+
+    def run(k, masks_k, boxes_k=None, descs_k=None, config=None):
+        b = boxes[:k] if boxes_k is None else boxes_k
+        d = descs[:k] if descs_k is None else descs_k
+        return find_summaries(imgs[:k], b, d, match_class(masks_k, b, d), config)
+
+    one = run(1, masks[:1])
     assert "at least 2 images" in one.reason and one.summaries == [] and one.counts["images"] == 1
-    empty = [np.zeros_like(m) for m in masks[:3]]
-    none = summarize_class(imgs[:3], empty, boxes[:3], descs[:3])
+    none = run(3, [np.zeros_like(m) for m in masks[:3]])
     assert "no valid proposal" in none.reason and none.counts["valid"] == 0
     json.dumps(none.to_dict())
-    only_first = [masks[0]] + [np.zeros_like(m) for m in masks[1:3]]
-    lonely = summarize_class(imgs[:3], only_first, [b[:20] for b in boxes[:3]], [d[:20] for d in descs[:3]])
+    lonely = run(3, [masks[0]] + [np.zeros_like(m) for m in masks[1:3]])
     assert "only one image" in lonely.reason and lonely.counts["valid"] > 0
-    no_boxes = summarize_class(imgs[:3], masks[:3], [boxes[0][:20], boxes[1][:20], boxes[2][:0]],
-                               [descs[0][:20], descs[1][:20], descs[2][:0]])
+    no_boxes = run(3, masks[:3], [boxes[0][:20], boxes[1][:20], boxes[2][:0]],
+                   [descs[0][:20], descs[1][:20], descs[2][:0]])
     assert no_boxes.counts["proposals"] == 40 and no_boxes.kept[2].size == 0
     assert all(2 not in cl.images for cl in no_boxes.clusters)
-    stuck = summarize_class(imgs[:2], masks[:2], [b[:20] for b in boxes[:2]], [d[:20] for d in descs[:2]],
-                            SummaryConfig(max_iter=2, convergence_iter=1))
+    stuck = run(2, masks[:2], [b[:20] for b in boxes[:2]], [d[:20] for d in descs[:2]],
+                ClusterConfig(max_iter=2, convergence_iter=1))
     assert "did not converge" in stuck.reason and stuck.ap_converged is False and stuck.clusters == []
 
 
-def test_summarize_class_bad_input(small_class):
-    imgs, masks, boxes, descs = small_class
+def test_find_summaries_bad_input(synthetic):
+    birds, boxes, descs, pairs, _ = synthetic
+    imgs = birds.images
     with pytest.raises(ValueError, match="one entry per image"):
-        summarize_class(imgs, masks[:2], boxes, descs)
-    with pytest.raises(ValueError, match="image's resolution"):
-        summarize_class(imgs[:2], [masks[1], masks[0]] if masks[0].shape != masks[1].shape else
-                        [masks[0][:-1], masks[1]], boxes[:2], descs[:2])
+        find_summaries(imgs, boxes[:2], descs, pairs)
+    with pytest.raises(ValueError, match="uint8"):
+        find_summaries([im.astype(np.float32) for im in imgs], boxes, descs, pairs)
     with pytest.raises(ValueError, match="descriptors"):
-        summarize_class(imgs[:2], masks[:2], boxes[:2], [descs[0][:3], descs[1]])
-    with pytest.raises(ValueError, match="SummaryConfig"):
-        summarize_class(imgs[:2], masks[:2], boxes[:2], descs[:2], config={"damping": 0.9})
+        find_summaries(imgs, boxes, [descs[0][:3]] + descs[1:], pairs)
+    with pytest.raises(ValueError, match="stage-4 result of these images"):
+        find_summaries(imgs[:3], boxes[:3], descs[:3], pairs)
+    no_blocks = AllPairsResult(pairs.method, pairs.sizes, pairs.rows, None, pairs.topk, pairs.topk_scores,
+                               pairs.topk_image, pairs.topk_index)
+    with pytest.raises(ValueError, match="blocks"):
+        find_summaries(imgs, boxes, descs, no_blocks)
+    with pytest.raises(ValueError, match="ClusterConfig"):
+        find_summaries(imgs, boxes, descs, pairs, config={"damping": 0.9})
 
 
-def test_default_warps_do_not_depend_on_workers(small_class):
-    from vsum.flow import dense_flow, match, warp
-    from vsum.features import appearance
-    from vsum.summarize import _Warper
+def test_find_summaries_on_real_photos(data_dir):
+    from PIL import Image
 
-    imgs, masks, boxes, descs = small_class
-    one, two = (_Warper(imgs, boxes, descs, SummaryConfig(), workers=w) for w in (1, 2))
-    one.prefetch(0, [1, 2, 3])
-    two.prefetch(0, [3, 1, 2, 1])
-    assert sorted(one.cache) == sorted(two.cache) == [(0, 1), (0, 2), (0, 3)]
-    for key in one.cache:
-        assert np.array_equal(one.cache[key], two.cache[key])
-    # the flow runs from the exemplar image (A) to the member image (B)
-    conf = match(boxes[0], boxes[2], appearance(descs[0], descs[2]), "lom")
-    assert np.array_equal(one(0, 2), warp(imgs[2], *dense_flow(imgs[0], imgs[2], boxes[0], boxes[2], conf)))
-    assert one(1, 0).shape == imgs[1].shape and list(one.cache) == [(1, 0)]  # a new exemplar image resets the cache
+    files = sorted((data_dir / "albatross").glob("*.jpg"))[:5]
+    require_data(len(files) == 5, f"5 albatross photos in {data_dir / 'albatross'}")
+    imgs, masks = [], []
+    for f in files:
+        im = Image.open(f).convert("RGB")
+        im.thumbnail((128, 128))
+        a = np.asarray(im)
+        h, w = a.shape[:2]
+        yy, xx = np.mgrid[:h, :w]
+        imgs.append(a)
+        masks.append(((yy - h / 2) / (0.4 * h)) ** 2 + ((xx - w / 2) / (0.4 * w)) ** 2 < 1)  # centre blob
+    boxes, descs, pairs = _stage4(imgs, masks)
+    check_result(find_summaries(imgs, boxes, descs, pairs), imgs, boxes, pairs, ClusterConfig())
