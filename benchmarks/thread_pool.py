@@ -185,9 +185,11 @@ def main(argv=None) -> int:
         lines.append(f"| {row['case']} | {row['baseline_s']:.2f} s | {row['current_s']:.2f} s | "
                      f"{row['speedup']:.2f}x | {'yes' if row['identical'] else 'NO'} | {row['threads_baseline']} | "
                      f"{row['threads_current']} |")
-    lines += ["", "Threads started: the most threads the process ran beyond those it had before the measured "
-              "work (its main thread and the library pools already started), sampler included, sampled every 2 ms.",
-              ""]
+    lines += ["", "Threads started: the most threads the process held beyond those it had before the measured "
+              "work, sampled every 2 ms: the sampler itself, the threads vsum starts (the earlier build: a Python "
+              "thread pool around the matcher and new threads inside every kernel call; this build: its persistent "
+              "pool, T - 1 threads) and the pools libraries start on first use during the work (SciPy's BLAS in the "
+              "whitening, tqdm's monitor).", ""]
     atomic_write_text(out / "threads.md", "\n".join(lines))
     print("\n".join(lines))
     return 0 if all(row["identical"] for row in rows) else 1
