@@ -234,6 +234,8 @@ FILLS = ("fgs", "nearest", "sd")
 FILL_LAM = 1000.0
 FILL_SIGMA = 40.0
 FILL_ITERATIONS = 3
+#: Most FGS iterations accepted (kFillMaxIterations in csrc/flow/fill.h).
+FILL_MAX_ITERATIONS = 100
 
 
 def _as_shape(shape, name: str) -> tuple[int, int]:
@@ -336,6 +338,24 @@ def _as_field(vx, vy, valid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.ascontiguousarray(x, np.float32), np.ascontiguousarray(y, np.float32), np.ascontiguousarray(m)
 
 
+def _fill_params(lam, sigma, iterations) -> tuple[float, float, int]:
+    """``lam >= 0`` and ``sigma > 0`` finite floats, ``iterations`` an int in ``[1, FILL_MAX_ITERATIONS]``."""
+    try:
+        lam, sigma = float(lam), float(sigma)
+    except (TypeError, ValueError):
+        raise ValueError(f"lam and sigma must be numbers; got {lam!r}, {sigma!r}") from None
+    if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)):
+        raise ValueError(f"iterations must be an int; got {iterations!r}")
+    iterations = int(iterations)
+    if not (np.isfinite(lam) and lam >= 0.0):
+        raise ValueError(f"lam must be finite and >= 0; got {lam}")
+    if not (np.isfinite(sigma) and sigma > 0.0):
+        raise ValueError(f"sigma must be finite and > 0; got {sigma}")
+    if not 1 <= iterations <= FILL_MAX_ITERATIONS:
+        raise ValueError(f"iterations must be in [1, {FILL_MAX_ITERATIONS}]; got {iterations}")
+    return lam, sigma, iterations
+
+
 def fill_flow(vx, vy, valid, guide, *, lam: float = FILL_LAM, sigma: float = FILL_SIGMA,
               iterations: int = FILL_ITERATIONS, smooth: bool = True):
     """Edge-aware fill (and smoothing) of a sparse flow field, guided by image A.
@@ -402,13 +422,8 @@ def fill_flow(vx, vy, valid, guide, *, lam: float = FILL_LAM, sigma: float = FIL
     """
     x, y, m = _as_field(vx, vy, valid)
     g, channels = _as_guide(guide, x.shape)
-    try:
-        lam, sigma = float(lam), float(sigma)
-    except (TypeError, ValueError):
-        raise ValueError(f"lam and sigma must be numbers; got {lam!r}, {sigma!r}") from None
-    if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)):
-        raise ValueError(f"iterations must be an int; got {iterations!r}")
-    return _core.flow_fill(x, y, m, g, channels, lam, sigma, int(iterations), bool(smooth))
+    lam, sigma, iterations = _fill_params(lam, sigma, iterations)
+    return _core.flow_fill(x, y, m, g, channels, lam, sigma, iterations, bool(smooth))
 
 
 def _fill_nearest(vx, vy, valid, guide=None):

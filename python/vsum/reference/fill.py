@@ -40,30 +40,11 @@ import math
 import numpy as np
 
 from .._arrays import as_mask
-from ..flow import _as_field, _as_guide
+from ..flow import _as_field, _as_guide, _fill_params
 
 MIN_WEIGHT = 1e-12  # kFillMinWeight in csrc/flow/fill.h
-MAX_ITERATIONS = 100  # kFillMaxIterations
 
 _libm_exp = np.vectorize(math.exp, otypes=[np.float64])
-
-
-def _check_params(lam, sigma, iterations) -> tuple[float, float, int]:
-    """The parameter checks of the wrapper and of the core, with their messages."""
-    try:
-        lam, sigma = float(lam), float(sigma)
-    except (TypeError, ValueError):
-        raise ValueError(f"lam and sigma must be numbers; got {lam!r}, {sigma!r}") from None
-    if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)):
-        raise ValueError(f"iterations must be an int; got {iterations!r}")
-    iterations = int(iterations)
-    if not (math.isfinite(lam) and lam >= 0.0):
-        raise ValueError(f"lam must be finite and >= 0; got {lam}")
-    if not (math.isfinite(sigma) and sigma > 0.0):
-        raise ValueError(f"sigma must be finite and > 0; got {sigma}")
-    if not 1 <= iterations <= MAX_ITERATIONS:
-        raise ValueError(f"iterations must be in [1, {MAX_ITERATIONS}]; got {iterations}")
-    return lam, sigma, iterations
 
 
 def edge_weights(guide, sigma: float) -> tuple[np.ndarray, np.ndarray]:
@@ -225,7 +206,7 @@ def fill_confidence(valid, guide, *, lam: float = 1000.0, sigma: float = 40.0, i
     """
     m = as_mask(valid, "valid") != 0
     g, channels = _as_guide(guide, m.shape)
-    lam, sigma, iterations = _check_params(lam, sigma, iterations)
+    lam, sigma, iterations = _fill_params(lam, sigma, iterations)
     if m.size == 0:
         return np.zeros(m.shape)
     g = g.reshape(m.shape[0], m.shape[1], channels)
@@ -260,7 +241,7 @@ def fill_flow(vx, vy, valid, guide, *, lam: float = 1000.0, sigma: float = 40.0,
     """
     x, y, m = _as_field(vx, vy, valid)
     g, channels = _as_guide(guide, x.shape)
-    lam, sigma, iterations = _check_params(lam, sigma, iterations)
+    lam, sigma, iterations = _fill_params(lam, sigma, iterations)
     H, W = x.shape
     ok = m != 0
     if H * W == 0:
