@@ -48,7 +48,7 @@ def write_birds(folder: Path, n: int = 4, seed: int = 0, rename: dict[int, str] 
 def fake_masks(masks: dict[str, np.ndarray], kind: str = "birds", calls: list | None = None):
     """A stand-in for ``compute_masks``: every image kept with its silhouette (or an empty mask), or all misclassified."""
 
-    def compute(paths, classifier, target=None, config=None, progress=True):
+    def compute(paths, classifier, target=None, config=None, progress=True, checkpoint=None):
         if calls is not None:
             calls.append(len(paths))
         results = []
@@ -65,3 +65,14 @@ def fake_masks(masks: dict[str, np.ndarray], kind: str = "birds", calls: list | 
         return MaskRun(results, config or MaskConfig(), classifier.name, seconds=0.01)
 
     return compute
+
+
+def uninterrupted_run(photos: Path, masks: dict[str, np.ndarray], out: Path, config=CONFIG):
+    """One run of the pipeline on ``photos`` with stage 1 faked by ``masks`` (the reference the tests compare with)."""
+    import pytest
+
+    import vsum.pipeline as pipeline
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pipeline, "compute_masks", fake_masks(masks))
+        return pipeline.summarize(photos, StubClassifier(), target=0, out=out, config=config, progress=False)

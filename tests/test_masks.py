@@ -130,7 +130,7 @@ def test_masks_explain_and_write_outputs(lite0, data_dir, tmp_path):
     assert all(float(r["sharp_drop"]) > 0.5 for r in rows if r["status"] == "ok")
     saved = json.loads((tmp_path / "result.json").read_text())
     assert saved["counts"]["kept"] == len(kept) == result["counts"]["kept"]
-    assert not list(tmp_path.rglob("*.tmp"))
+    assert not list(tmp_path.rglob("*.vsum-tmp"))
 
 
 def test_misclassified_images_are_skipped_unless_kept(lite0, data_dir):

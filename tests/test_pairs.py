@@ -195,7 +195,7 @@ def test_save_load_round_trip_and_mismatch(tmp_path):
     rows = [np.arange(0, 12, 2), np.array([1, 3], np.int64), np.arange(15)]
     res = all_pairs(boxes, descs, rows=rows, topk=6, order="parallel")
     res.save(tmp_path / "pairs.npz")
-    assert not list(tmp_path.glob("*.tmp"))
+    assert not list(tmp_path.glob("*.vsum-tmp"))
     back = AllPairsResult.load(tmp_path / "pairs.npz")
     for name in ("method", "order", "topk", "diagonal", "ridge", "stats", "pairs"):
         assert getattr(back, name) == getattr(res, name), name

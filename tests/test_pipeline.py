@@ -20,12 +20,13 @@ import vsum.pipeline as pipeline
 from vsum.clusters import ClusterConfig, find_summaries
 from vsum.features import DescriptorConfig
 from vsum.masks import MaskConfig
+from vsum.manifest import file_sha256
 from vsum.pairs import AllPairsResult, PairsConfig, match_class
 from vsum.pipeline import PipelineConfig, summarize
 from vsum.proposals import ProposalConfig
 
 from helpers import require_data
-from pipeline_helpers import CONFIG, SIDE, StubClassifier, fake_masks, write_birds
+from pipeline_helpers import CONFIG, SIDE, StubClassifier, fake_masks, uninterrupted_run, write_birds
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +45,7 @@ def stub(monkeypatch, birds):
 @pytest.fixture(scope="module")
 def clean_run(birds, tmp_path_factory):
     """One uninterrupted run (stage 1 faked), shared by the tests that compare against it."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(pipeline, "compute_masks", fake_masks(birds[1]))
-        return summarize(birds[0], StubClassifier(), target=0, out=tmp_path_factory.mktemp("clean"), config=CONFIG,
-                         progress=False)
+    return uninterrupted_run(birds[0], birds[1], tmp_path_factory.mktemp("clean"))
 
 
 def read_json(path: Path) -> dict:
@@ -97,7 +95,7 @@ def test_run_directory_layout(clean_run):
             x1, y1, x2, y2 = member["box"]
             assert 0 <= x1 <= x2 < SIDE and 0 <= y1 <= y2 < SIDE
             assert member["similarity"] is not None
-    assert not list(out.rglob("*.tmp")), "a temporary file was left behind"
+    assert not list(out.rglob("*.vsum-tmp")), "a temporary file was left behind"
 
 
 def test_stage5_equals_find_summaries(clean_run):
@@ -132,12 +130,14 @@ def test_resume_after_kill_in_stage4(birds, clean_run, tmp_path, monkeypatch):
     assert len(masks_calls) == 1 and len(ss_calls) == 4 and len(desc_calls) == 4
     assert not (out / "stages" / "pairs.json").exists() and not (out / "result.json").exists()
     # what a SIGKILL in the middle of a write leaves (an exception cleans up, a kill cannot)
-    (out / ".similarity.npz.k1ll3d.tmp").write_bytes(b"half")
-    (out / "masks" / ".x_sharp.png.k1ll3d.tmp").write_bytes(b"half")
+    (out / ".similarity.npz.k1ll3d.vsum-tmp").write_bytes(b"half")
+    (out / "masks" / ".x_sharp.png.k1ll3d.vsum-tmp").write_bytes(b"half")
+    (out / ".someone-elses.tmp").write_bytes(b"not ours")  # not vsum's kind: left alone
 
     monkeypatch.setattr(pipeline, "match_class", real_match_class)
     resumed = summarize(birds[0], StubClassifier(), target=0, out=out, config=CONFIG, progress=False)
-    assert not list(out.rglob("*.tmp")), "stale temporary files of the killed run were left"
+    assert not list(out.rglob("*.vsum-tmp")), "stale temporary files of the killed run were left"
+    assert (out / ".someone-elses.tmp").read_bytes() == b"not ours"
     assert len(masks_calls) == 1 and len(ss_calls) == 4 and len(desc_calls) == 4, "stages 1-3 were recomputed"
     assert resumed.reused == ["masks", "proposals", "descriptors"]
     assert resumed.summaries == clean_run.summaries
@@ -217,9 +217,20 @@ def test_stored_pairs_of_another_lom_order_are_not_reused(birds, clean_run, tmp_
         descs = [dz[f"desc_{i}"] for i in range(4)]
     match_class(masks, boxes, descs, PairsConfig(order="parallel")).save(out / "similarity.npz")
     assert read_json(out / "stages" / "pairs.json") == manifest
+    # the replaced file no longer matches the size and checksum its manifest records
+    swapped = summarize(birds[0], stub, target=0, out=out, config=CONFIG, progress=False)
+    assert swapped.reused == ["masks", "proposals", "descriptors"]
+    assert any("similarity.npz" in note and "recomputing from stage 'pairs' on" in note
+               for note in swapped.result["notes"])
+    # ... and with a manifest rewritten to match it, the recorded settings still give it away
+    match_class(masks, boxes, descs, PairsConfig(order="parallel")).save(out / "similarity.npz")
+    manifest = read_json(out / "stages" / "pairs.json")
+    manifest["files"]["similarity.npz"] = {"size": (out / "similarity.npz").stat().st_size,
+                                           "sha256": file_sha256(out / "similarity.npz")}
+    (out / "stages" / "pairs.json").write_text(json.dumps(manifest))
     again = summarize(birds[0], stub, target=0, out=out, config=CONFIG, progress=False)
-    # stage 4 recomputed under the same key gives the same result, so stage 5 (keyed on it) stays valid
-    assert again.reused == ["masks", "proposals", "descriptors", "summaries"]
+    # stage 4 recomputed, and every stage after it
+    assert again.reused == ["masks", "proposals", "descriptors"]
     assert any("order 'parallel', not 'sequential'" in note for note in again.result["notes"])
     assert AllPairsResult.load(out / "similarity.npz").order == "sequential"
     assert again.summaries == first.summaries == clean_run.summaries

@@ -42,7 +42,7 @@ def test_pipeline_writes_the_report(run_dir):
     result = json.loads((run_dir / "result.json").read_text(encoding="utf-8"))
     assert result["outputs"]["report"] == "report.html" and result["notes"] == []
     assert (run_dir / "report.html").is_file()
-    assert not list(run_dir.glob("*.tmp"))
+    assert not list(run_dir.glob("*.vsum-tmp"))
 
 
 def test_html_is_escaped_and_self_contained(run_dir):

@@ -77,6 +77,8 @@ def cmd_models(args) -> int:
     return 0
 
 
+_WAIT_HELP = "when another vsum run is writing to the same --out, wait for it (default: stop with one line naming it)"
+
 _PAPER_MODELS = ("alexnet", "vgg16", "googlenet", "inception_v3", "resnet50")
 
 
@@ -107,8 +109,11 @@ def cmd_masks(args) -> int:
     target = resolve_target(args.target, classifier.class_names)
     config = MaskConfig(batch_size=args.batch_size, seed=args.seed,
                         keep_misclassified=args.keep_misclassified).with_iterations(args.smooth_iters, args.sharp_iters)
-    run = compute_masks(images, classifier, target=target, config=config, progress=not args.quiet)
-    result = write_mask_outputs(run, args.out, classifier)
+    from .runlock import RunLock
+
+    with RunLock(args.out, wait=args.wait):
+        run = compute_masks(images, classifier, target=target, config=config, progress=not args.quiet)
+        result = write_mask_outputs(run, args.out, classifier)
     print(_masks_paragraph(run, result, classifier, target, args.out))
     return 0
 
@@ -154,7 +159,7 @@ def cmd_summarize(args) -> int:
     except ValueError as exc:
         raise VsumError(str(exc)) from exc
     run = summarize(args.images, classifier, target=target, out=args.out, config=config, force=args.force,
-                    progress=not args.quiet)
+                    progress=not args.quiet, wait=args.wait)
     print(_summarize_paragraph(run.result, classifier, args.out))
     return 0
 
@@ -171,7 +176,7 @@ def cmd_demo(args) -> int:
     print(f"vsum demo: {config.views} views of scikit-image's cat photo (chelsea.png) as one class, written to "
           f"{args.out}/images/; stage-1 iterations reduced to {config.smooth_iterations} smooth + "
           f"{config.sharp_iterations} sharp (published: 300 + 150); every other parameter is the published default.")
-    run = run_demo(args.out, classifier, config, force=args.force, progress=not args.quiet)
+    run = run_demo(args.out, classifier, config, force=args.force, progress=not args.quiet, wait=args.wait)
     print(_summarize_paragraph(run.result, classifier, args.out))
     return 0
 
@@ -236,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--sharp-iters", type=int, default=None,
                       help=f"sharp-pass iterations (default {demo_defaults.sharp_iterations}; published 150)")
     demo.add_argument("--force", action="store_true", help="recompute every stage, ignoring the cache")
+    demo.add_argument("--wait", action="store_true", help=_WAIT_HELP)
     demo.set_defaults(func=cmd_demo)
 
     models = sub.add_parser("models", help="list the models vsum can load")
@@ -263,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     masks.add_argument("--smooth-iters", type=int, default=None, help="smooth-pass iterations (default 300)")
     masks.add_argument("--sharp-iters", type=int, default=None, help="sharp-pass iterations (default 150)")
     masks.add_argument("--out", "-o", required=True, help="output folder")
+    masks.add_argument("--wait", action="store_true", help=_WAIT_HELP)
     masks.set_defaults(func=cmd_masks)
 
     summarize = sub.add_parser("summarize", help="stages 1-5: visual summaries of one class",
@@ -280,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     summarize.add_argument("--batch-size", type=int, default=8, help="images optimised together in stage 1 (default 8)")
     summarize.add_argument("--seed", type=int, default=0, help="seed of stage 1 and of the proposal ranking")
     summarize.add_argument("--force", action="store_true", help="recompute every stage, ignoring the cache")
+    summarize.add_argument("--wait", action="store_true", help=_WAIT_HELP)
     summarize.set_defaults(func=cmd_summarize)
 
     evalflow = sub.add_parser("eval-flow", help="keypoint PCK of the dense flow (PF-WILLOW style benchmark)",

@@ -176,7 +176,7 @@ def majority_class(paths: list[Path], classifier) -> int:
 
 
 def run_demo(out: str | Path = "runs/demo", model="efficientnet_lite0", config: DemoConfig | None = None, *,
-             force: bool = False, progress: bool = True, device: str | None = None):
+             force: bool = False, progress: bool = True, device: str | None = None, wait: bool = False):
     """Stages 1-5 on the built-in demo class (``vsum demo``).
 
     Writes the views to ``out/images/`` and runs :func:`vsum.pipeline.summarize`
@@ -191,7 +191,7 @@ def run_demo(out: str | Path = "runs/demo", model="efficientnet_lite0", config: 
     model : str or vsum.models.Classifier
         Default: the offline EfficientNet-Lite0.
     config : DemoConfig, optional
-    force, progress, device
+    force, progress, device, wait
         As for :func:`vsum.pipeline.summarize`.
 
     Returns
@@ -211,4 +211,4 @@ def run_demo(out: str | Path = "runs/demo", model="efficientnet_lite0", config: 
     target = majority_class(paths, classifier)
     masks = MaskConfig().with_iterations(config.smooth_iterations, config.sharp_iterations)
     return summarize(paths, classifier, target=target, out=out, config=PipelineConfig(masks=masks), force=force,
-                     progress=progress)
+                     progress=progress, wait=wait)

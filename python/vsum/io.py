@@ -215,26 +215,64 @@ def _current_umask() -> int:
 _FILE_MODE = 0o666 & ~_current_umask()  # what open() would give a new file (mkstemp alone gives 0o600)
 
 
+#: Suffix of the temporary files of :func:`atomic_open`; :func:`remove_temporaries` removes only these.
+TEMP_SUFFIX = ".vsum-tmp"
+
+
+def fsync_dir(folder: str | os.PathLike) -> None:
+    """``fsync`` a folder so that a rename inside it survives a power loss (no-op where unsupported)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike):
     """A binary file handle on a temporary file beside ``path``, renamed into place on success.
 
-    On any exception the temporary file is removed and ``path`` is left as it
-    was, so a killed or failed write never leaves a half-written file under
-    the final name.  The file gets the permissions ``open()`` would give it.
+    The temporary file is ``.<name>.<random>.vsum-tmp`` in ``path``'s folder.
+    On success its data are flushed and ``fsync``-ed before the rename, and
+    the folder is ``fsync``-ed after it, so that after a crash or power loss
+    ``path`` holds either the old or the whole new content.  On any exception
+    the temporary file is removed and ``path`` is left as it was.  The file
+    gets the permissions ``open()`` would give it.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "wb") as fh:
             yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    fsync_dir(path.parent)
+
+
+def remove_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files :func:`atomic_open` left under ``folder`` (a killed writer's); returns them.
+
+    Only files named ``.*.vsum-tmp`` are touched.  Call it only while no
+    other process writes under ``folder`` (:class:`vsum.runlock.RunLock`).
+    """
+    removed = []
+    for path in Path(folder).rglob(f".*{TEMP_SUFFIX}"):
+        if path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

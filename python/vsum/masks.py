@@ -505,6 +505,7 @@ def compute_masks(
     config: MaskConfig | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
+    checkpoint=None,
 ) -> MaskRun:
     """Stage 1 for a set of images.
 
@@ -523,11 +524,18 @@ def compute_masks(
         Defaults to the classifier's device.
     progress : bool
         Show progress bars (one per pass, in image-iterations).
+    checkpoint : vsum.mask_batches.MaskBatches, optional
+        Saves each finished batch at once and restores stored batches
+        instead of optimising them again (a killed run resumes at its first
+        unfinished batch).  Every batch starts from ``config.seed``, so a
+        restored batch equals a recomputed one.
 
     Returns
     -------
     MaskRun
-        One :class:`MaskResult` per input file, in input order.
+        One :class:`MaskResult` per input file, in input order;
+        ``image_iterations`` counts only the optimiser steps taken by this
+        call (restored batches take none).
     """
     from tqdm.auto import tqdm
 
@@ -551,15 +559,25 @@ def compute_masks(
                    disable=not progress or not kept, position=index, leave=True)
         for index, (name, cfg) in enumerate(config.passes())
     }
+    optimised = 0
     try:
-        for start in range(0, len(kept), config.batch_size):
+        for index, start in enumerate(range(0, len(kept), config.batch_size)):
             chunk = kept[start:start + config.batch_size]
+            if checkpoint is not None and checkpoint.restore(index, [p.result for p in chunk]):
+                for name, cfg in config.passes():
+                    bars[name].update(len(chunk) * cfg.iterations)
+                continue
             _optimize_batch(classifier, chunk, config, size, device, bars)
+            optimised += len(chunk)
+            if checkpoint is not None:
+                checkpoint.save(index, [p.result for p in chunk])
     finally:
         for bar in bars.values():
             bar.close()
+    if checkpoint is not None:
+        checkpoint.prune(-(-len(kept) // config.batch_size))
     seconds = time.perf_counter() - started
-    iterations = len(kept) * (config.smooth.iterations + config.sharp.iterations)
+    iterations = optimised * (config.smooth.iterations + config.sharp.iterations)
     return MaskRun([p.result for p in prepared], config, classifier.name, seconds, iterations)
 
 

@@ -416,6 +416,34 @@ def load_model(
     return classifier.to(resolve_device(device))
 
 
+def weights_digest(classifier) -> str:
+    """SHA-256 (hex) of the weights a classifier computes with, for cache keys.
+
+    A classifier loaded from a file (``weights`` is a path that exists) gets
+    the digest of the file's bytes, cached per file by size and mtime
+    (:func:`vsum.digests.cached_sha256`); any other (random weights, a user
+    module) gets the digest of its parameters and buffers in ``state_dict``
+    order (names, dtypes, shapes and bytes).  A stand-in without a module
+    gets its ``weights`` string.
+    """
+    import hashlib
+
+    from .digests import cached_sha256
+
+    source = str(getattr(classifier, "weights", "") or "")
+    if source and os.path.isfile(source):
+        return cached_sha256(source)
+    module = getattr(classifier, "module", None)
+    if not isinstance(module, torch.nn.Module):
+        return hashlib.sha256(f"weights:{source}".encode("utf-8", "backslashreplace")).hexdigest()
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
 def as_classifier(model, device: str | torch.device | None = None):
     """The classifier a run uses: ``model`` loaded, or used as it is.
 

@@ -19,15 +19,25 @@ kept) to the model input, ``S x S`` pixels (``S = classifier.input_size``,
 e.g. 224), exactly the picture stage 1 explains, so masks, proposals, flows
 and warps share one grid and every box in the outputs is in those pixels.
 
-**Cache and resume.**  Every file is written to a temporary name and renamed
-into place.  When a stage has finished, ``stages/<stage>.json`` records its
-key: the hash of the stage's whole configuration (``to_dict()`` of its
-dataclass), the vsum version and the keys of what it reads (the images, the
-model and the target for stage 1; the earlier stages' keys, and stage 1's
-actual outcome, for the others).  A rerun skips a stage whose key matches and
-whose outputs exist, so a run killed in stage 4 resumes at stage 4; a stored
-stage-4 result is also checked against the request it must answer
+**Cache and resume.**  Every file is written to a temporary name, flushed,
+``fsync``-ed and renamed into place.  When a stage has finished,
+``stages/<stage>.json`` records its key (the hash of the stage's whole
+configuration, the vsum version and the keys of what it reads: the images'
+and the weights' content, the model and the target for stage 1; the earlier
+stages' keys and stage 1's actual outcome for the others) and every output
+file with its size and SHA-256 (:mod:`vsum.manifest`).  A rerun reuses a
+stage only when its key matches and each output still matches; otherwise the
+stage and every later one recompute (one line says which file did not match),
+after removing the outputs the stage owns.  Stage 1 saves each finished batch
+as it goes (:mod:`vsum.mask_batches`), so a run killed in stage 1 resumes at
+its first unfinished batch; a run killed in stage 4 resumes at stage 4.  A
+stored stage-4 result is also checked against the request it must answer
 (:meth:`vsum.pairs.AllPairsResult.mismatch`).  ``force=True`` recomputes all.
+
+**One writer.**  A run holds an exclusive lock on its folder
+(:class:`vsum.runlock.RunLock`) from start to end; a second run on the same
+folder waits (``wait=True``) or stops with one line naming the holder.  Only
+the holder removes the temporary files killed writers left.
 """
 
 from __future__ import annotations
@@ -53,13 +63,17 @@ from .io import (
     json_float,
     list_images,
     read_image,
+    remove_temporaries,
     unique_stems,
 )
+from .manifest import Stages
+from .mask_batches import MaskBatches
 from .masks import MaskConfig, binary_mask, compute_masks, write_mask_outputs
-from .models import as_classifier
+from .models import as_classifier, weights_digest
 from .pairs import AllPairsResult, PairsConfig, match_class, valid_rows
 from .proposals import ProposalConfig, selective_search
 from .render import render_summaries
+from .runlock import RunLock
 
 __all__ = ["PipelineConfig", "RenderConfig", "RunResult", "STAGES", "model_grid_image", "stage_key", "summarize"]
 
@@ -208,55 +222,6 @@ def _load_npz(path: Path) -> dict:
         return {key: data[key] for key in data.files}
 
 
-def _remove_stale_temporaries(out: Path) -> None:
-    """Delete ``.<name>.<random>.tmp`` files that a killed run left behind (one run per folder at a time)."""
-    for path in out.rglob(".*.tmp"):
-        if path.is_file():
-            path.unlink(missing_ok=True)
-
-
-class _Stages:
-    """Stage manifests ``stages/<name>.json``: key, outputs, seconds, payload."""
-
-    def __init__(self, out: Path, force: bool):
-        self.out, self.force = out, force
-        self.reused: list[str] = []
-        self.seconds: dict[str, float] = {}
-
-    def cached(self, name: str, key: str) -> dict | None:
-        """The manifest of ``name`` when it can be reused, else None.
-
-        A manifest that cannot be reused is deleted before the stage
-        recomputes, so that outputs overwritten by a recomputation killed
-        half-way are never trusted under the old key.
-        """
-        path = self.out / "stages" / f"{name}.json"
-        manifest = None
-        if not self.force and path.is_file():
-            try:
-                manifest = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                manifest = None
-        if manifest is None or manifest.get("key") != key or not all(
-                (self.out / p).exists() for p in manifest.get("outputs", [])):
-            path.unlink(missing_ok=True)
-            return None
-        self.reused.append(name)
-        self.seconds[name] = float(manifest.get("seconds", 0.0))
-        return manifest
-
-    def discard(self, name: str) -> None:
-        """Forget a reused stage whose stored output turned out unusable (it is recomputed)."""
-        (self.out / "stages" / f"{name}.json").unlink(missing_ok=True)
-        self.reused.remove(name)
-
-    def done(self, name: str, key: str, outputs: Sequence[str], seconds: float, **payload) -> dict:
-        manifest = {"stage": name, "key": key, "outputs": list(outputs), "seconds": round(seconds, 3), **payload}
-        atomic_write_json(self.out / "stages" / f"{name}.json", manifest)
-        self.seconds[name] = seconds
-        return manifest
-
-
 def _progress(iterable, desc: str, enabled: bool, total: int | None = None):
     from tqdm.auto import tqdm
 
@@ -281,55 +246,70 @@ def model_grid_image(path: Path, side: int) -> np.ndarray:
 # --------------------------------------------------------------------------- stages
 
 
-def _stage_masks(paths, classifier, target, config: MaskConfig, out: Path, stages: _Stages, key: str,
+def _stage_masks(paths, classifier, target, config: MaskConfig, out: Path, stages: Stages, key: str,
                  progress: bool):
-    """Stage 1 -> per input image a record; kept ones with their ``(S, S)`` uint8 sharp saliency."""
+    """Stage 1 -> per input image a record; kept ones with their ``(S, S)`` uint8 sharp saliency.
+
+    Each finished batch is saved at once under ``masks/batches/``
+    (:class:`vsum.mask_batches.MaskBatches`), so a killed stage 1 resumes at
+    its first unfinished batch.
+    """
     manifest = stages.cached("masks", key)
-    if manifest is None:
-        t0 = time.perf_counter()
-        run = compute_masks(paths, classifier, target=target, config=config, progress=progress)
-        write_mask_outputs(run, out / "masks", classifier, png_dir=out / "masks")
-        records, arrays = [], {}
-        for i, r in enumerate(run.results):
-            records.append({"image": r.image.name, "status": r.status, "target": r.target, "predicted": r.predicted,
-                            "p0": r.p0})
-            if r.ok:
-                arrays[f"sharp_{i}"] = r.saliency["sharp"]
-        _save_npz(out / "masks" / "saliency.npz", arrays)
-        manifest = stages.done("masks", key, ["masks/saliency.npz", "masks/metrics.csv"],
-                               time.perf_counter() - t0, records=records)
-    saliency = _load_npz(out / "masks" / "saliency.npz")
-    records = manifest["records"]
+    if manifest is not None:
+        saliency = _load_npz(out / "masks" / "saliency.npz")
+        records = manifest["records"]
+        kept = [i for i, r in enumerate(records) if r["status"] == "ok"]
+        return records, kept, [saliency[f"sharp_{i}"] for i in kept]
+    stages.clear("masks")
+    t0 = time.perf_counter()
+    batches = MaskBatches(out / "masks" / "batches", key)
+    run = compute_masks(paths, classifier, target=target, config=config, progress=progress, checkpoint=batches)
+    write_mask_outputs(run, out / "masks", classifier, png_dir=out / "masks")
+    records, arrays, pngs = [], {}, []
+    for i, (stem, r) in enumerate(zip(unique_stems(paths), run.results)):
+        records.append({"image": r.image.name, "status": r.status, "target": r.target, "predicted": r.predicted,
+                        "p0": json_float(r.p0) if r.p0 is not None else None,
+                        "masks": {name: f"masks/{stem}_{name}.png" for name in r.saliency}})
+        pngs += records[-1]["masks"].values()
+        if r.ok:
+            arrays[f"sharp_{i}"] = r.saliency["sharp"]
+    _save_npz(out / "masks" / "saliency.npz", arrays)
+    stages.done("masks", key, ["masks/saliency.npz", "masks/metrics.csv", "masks/result.json", *pngs], time.perf_counter() - t0,
+                records=records, batches={"restored": batches.restored, "computed": batches.computed},
+                image_iterations=run.image_iterations)
     kept = [i for i, r in enumerate(records) if r["status"] == "ok"]
-    return records, kept, [saliency[f"sharp_{i}"] for i in kept]
+    return records, kept, [arrays[f"sharp_{i}"] for i in kept]
 
 
-def _stage_proposals(images, kept, config: ProposalConfig, out, stages, key, progress):
-    if stages.cached("proposals", key) is None:
-        t0 = time.perf_counter()
-        arrays = {}
-        for i, img in _progress(list(zip(kept, images)), "proposals", progress):
-            arrays[f"boxes_{i}"] = selective_search(img, num=config.num, seed=config.seed, mode=config.mode)[0]
-        _save_npz(out / "proposals.npz", arrays)
-        stages.done("proposals", key, ["proposals.npz"], time.perf_counter() - t0)
-    data = _load_npz(out / "proposals.npz")
-    return [data[f"boxes_{i}"].astype(np.int32) for i in kept]
+def _stage_proposals(images, kept, config: ProposalConfig, out, stages: Stages, key, progress):
+    if stages.cached("proposals", key) is not None:
+        data = _load_npz(out / "proposals.npz")
+        return [data[f"boxes_{i}"].astype(np.int32) for i in kept]
+    stages.clear("proposals")
+    t0 = time.perf_counter()
+    arrays = {}
+    for i, img in _progress(list(zip(kept, images)), "proposals", progress):
+        arrays[f"boxes_{i}"] = selective_search(img, num=config.num, seed=config.seed, mode=config.mode)[0]
+    _save_npz(out / "proposals.npz", arrays)
+    stages.done("proposals", key, ["proposals.npz"], time.perf_counter() - t0)
+    return [arrays[f"boxes_{i}"].astype(np.int32) for i in kept]
 
 
-def _stage_descriptors(images, boxes, kept, out, stages, key, progress):
-    if stages.cached("descriptors", key) is None:
-        t0 = time.perf_counter()
-        arrays = {}
-        for i, img, b in _progress(list(zip(kept, images, boxes)), "descriptors", progress):
-            arrays[f"desc_{i}"] = describe(img, b)
-        _save_npz(out / "descriptors.npz", arrays)
-        stages.done("descriptors", key, ["descriptors.npz"], time.perf_counter() - t0)
-    data = _load_npz(out / "descriptors.npz")
-    return [data[f"desc_{i}"] for i in kept]
+def _stage_descriptors(images, boxes, kept, out, stages: Stages, key, progress):
+    if stages.cached("descriptors", key) is not None:
+        data = _load_npz(out / "descriptors.npz")
+        return [data[f"desc_{i}"] for i in kept]
+    stages.clear("descriptors")
+    t0 = time.perf_counter()
+    arrays = {}
+    for i, img, b in _progress(list(zip(kept, images, boxes)), "descriptors", progress):
+        arrays[f"desc_{i}"] = describe(img, b)
+    _save_npz(out / "descriptors.npz", arrays)
+    stages.done("descriptors", key, ["descriptors.npz"], time.perf_counter() - t0)
+    return [arrays[f"desc_{i}"] for i in kept]
 
 
-def _stage_pairs(masks, boxes, descriptors, config: PairsConfig, out, stages, key, progress,
-                 notes: list) -> AllPairsResult:
+def _stage_pairs(masks, boxes, descriptors, config: PairsConfig, out, stages: Stages, key, progress) -> AllPairsResult:
     """Stage 4: all pairs over the valid proposals (:func:`vsum.pairs.match_class`)."""
     path = out / "similarity.npz"
     if stages.cached("pairs", key) is not None:
@@ -341,8 +321,9 @@ def _stage_pairs(masks, boxes, descriptors, config: PairsConfig, out, stages, ke
             why = f"it cannot be read ({exc})"
         if why is None:
             return stored
-        notes.append(f"stage 4 recomputed: the stored similarity.npz does not answer this run: {why}")
-        stages.discard("pairs")
+        del stored
+        stages.discard("pairs", f"the stored similarity.npz does not answer this run: {why}")
+    stages.clear("pairs")
     t0 = time.perf_counter()
     pairs = match_class(masks, boxes, descriptors, config, progress=progress)
     pairs.save(path)
@@ -364,14 +345,17 @@ def _summary_entries(summary: SummaryResult, names: list[str]) -> list[dict]:
     return entries
 
 
-def _stage_summaries(images, masks, boxes, descriptors, pairs, names, config: PipelineConfig, out, stages, key):
+def _stage_summaries(images, masks, boxes, descriptors, pairs, names, config: PipelineConfig, out,
+                     stages: Stages, key):
     if stages.cached("summaries", key) is not None:
         return json.loads((out / "clusters.json").read_text(encoding="utf-8")), None
+    stages.clear("summaries")
     t0 = time.perf_counter()
     summary = find_summaries(images, boxes, descriptors, pairs, config.clusters)
-    clusters = {"images": names, **summary.to_dict(), "summary_entries": _summary_entries(summary, names)}
-    atomic_write_json(out / "clusters.json", clusters)
     written = render_summaries(summary, images, masks, names, out / "summaries", config.render.summary_cell)
+    clusters = {"images": names, **summary.to_dict(), "summary_entries": _summary_entries(summary, names),
+                "debug": [f"summaries/{p}" for p in written if p.startswith("debug/")]}
+    atomic_write_json(out / "clusters.json", clusters)
     stages.done("summaries", key, ["clusters.json", *(f"summaries/{p}" for p in written)], time.perf_counter() - t0)
     return clusters, summary
 
@@ -396,7 +380,7 @@ def _skip_reason(records: list[dict], kept: list[int]) -> str | None:
 
 def summarize(images, model="efficientnet_lite0", target: int | None = None, out: str | Path = "run",
               config: PipelineConfig | None = None, *, force: bool = False, progress: bool = True,
-              device: str | None = None) -> RunResult:
+              device: str | None = None, wait: bool = False) -> RunResult:
     """Visual summaries of one class: stages 1-5 and the report, in a resumable run directory.
 
     ``vsum.summarize(folder, target=146, out="runs/x")`` is the Python form of
@@ -424,6 +408,9 @@ def summarize(images, model="efficientnet_lite0", target: int | None = None, out
         tqdm progress bars.
     device : str, optional
         ``"cpu"`` or ``"cuda"`` for stage 1; None picks CUDA when available.
+    wait : bool, default False
+        When another run holds ``out`` (:class:`vsum.runlock.RunLock`), wait
+        for it instead of raising :class:`vsum.runlock.RunLocked`.
 
     Returns
     -------
@@ -434,12 +421,18 @@ def summarize(images, model="efficientnet_lite0", target: int | None = None, out
         computed, and is listed in ``reused``), ``summaries`` (per summary its
         PNGs, score and kept members with image, box in model-grid pixels,
         similarity to the exemplar and median SSIM against the other
-        members), ``skipped`` (images with reasons) and ``notes``.
+        members), ``skipped`` (images with reasons), ``notes`` (among them
+        every stored output found damaged and recomputed), ``images`` (per
+        input image its status and mask PNGs) and ``debug`` (the per-cluster
+        overviews); the report shows only the files listed here.
 
     Raises
     ------
     VsumError
-        No image files, a target outside the model's classes, an unknown model.
+        No image files, a target outside the model's classes, an unknown model,
+        ``out`` an existing file.
+    vsum.runlock.RunLocked
+        Another run holds ``out`` and ``wait`` is False.
     ValueError
         A bad configuration.
     """
@@ -453,19 +446,23 @@ def summarize(images, model="efficientnet_lite0", target: int | None = None, out
     classifier = as_classifier(model, device)
     if target is not None and not 0 <= int(target) < classifier.num_classes:
         raise VsumError(f"target class {target} is outside the model's {classifier.num_classes} classes")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(out)
+    with RunLock(out, wait=wait) as lock:
+        remove_temporaries(lock.folder)
+        return _run(paths, classifier, target, lock.folder, config, force, progress, started)
+
+
+def _run(paths: list[Path], classifier, target, out: Path, config: PipelineConfig, force: bool, progress: bool,
+         started: float) -> RunResult:
+    """The body of :func:`summarize`, run while holding the folder's lock."""
     side = int(classifier.input_size)
     names = unique_stems(paths)
-
-    inputs = {"model": classifier.name, "weights": classifier.weights, "target": target, "image_side": side,
+    inputs = {"model": classifier.name, "weights": classifier.weights, "weights_sha256": weights_digest(classifier),
+              "target": target, "image_side": side,
               "images": [{"name": p.name, "sha1": _file_digest(p)} for p in paths]}
     config_hash = _hash({"inputs": inputs, "config": config.to_dict(), "version": __version__})
     atomic_write_json(out / "config.json", {"hash": config_hash, "vsum": __version__,
                                             "config": {**inputs, **config.to_dict()}})
-    stages = _Stages(out, force)
-    notes: list[str] = []
+    stages = Stages(out, STAGES, force)
     k_masks = stage_key("masks", {"masks": config.masks}, [_hash(inputs)])
     records, kept, saliency = _stage_masks(paths, classifier, target, config.masks, out, stages, k_masks, progress)
     # later stages depend on stage 1's actual outcome (which images, which masks), not only on its settings
@@ -488,7 +485,7 @@ def summarize(images, model="efficientnet_lite0", target: int | None = None, out
     masks = [binary_mask(sal, config.masks.threshold) for sal in saliency]
     boxes = _stage_proposals(grid, kept, config.proposals, out, stages, k_props, progress)
     descriptors = _stage_descriptors(grid, boxes, kept, out, stages, k_desc, progress)
-    pairs = _stage_pairs(masks, boxes, descriptors, config.pairs, out, stages, k_pairs, progress, notes)
+    pairs = _stage_pairs(masks, boxes, descriptors, config.pairs, out, stages, k_pairs, progress)
     clusters, summary = _stage_summaries(grid, masks, boxes, descriptors, pairs, kept_names, config, out, stages,
                                          k_summ)
     del pairs
@@ -511,7 +508,9 @@ def summarize(images, model="efficientnet_lite0", target: int | None = None, out
         "summaries": entries,
         "skipped": [{"image": r["image"], "reason": r["status"].removeprefix("skipped: ")}
                     for r in records if r["status"] != "ok"],
-        "notes": notes,
+        "notes": list(stages.notes),
+        "images": [{"image": r["image"], "status": r["status"], "masks": r.get("masks", {})} for r in records],
+        "debug": list(clusters.get("debug", [])),
         "outputs": {"config": "config.json", "masks": "masks/", "metrics": "masks/metrics.csv",
                     "proposals": "proposals.npz", "descriptors": "descriptors.npz", "similarity": "similarity.npz",
                     "clusters": "clusters.json", "summaries": "summaries/", "debug": "summaries/debug/",

@@ -1,9 +1,11 @@
 """A self-contained ``report.html`` for one run directory of :func:`vsum.pipeline.summarize`.
 
 :func:`write_report` reads ``result.json`` (plus ``config.json``,
-``masks/metrics.csv``, ``masks/*.png`` and the PNGs under
-``summaries/`` when present) and writes ``RUN/report.html``: one page that
-opens offline.  Every image is inlined as a ``data:image/png;base64`` URI,
+``masks/metrics.csv`` and the PNGs that ``result.json`` lists: the summary
+grids and strips, each image's mask PNGs, the per-cluster overviews) and
+writes ``RUN/report.html``: one page that opens offline.  It shows only what
+``result.json`` lists, never what else lies in the folder, and reads a listed
+file only when it lies inside the run folder (:func:`inside_run`).  Every image is inlined as a ``data:image/png;base64`` URI,
 the CSS is inline, and there is no script and no external reference.
 
 Every string that comes from the run (file names, class names, reasons,
@@ -23,9 +25,9 @@ from pathlib import Path
 from PIL import Image
 
 from .errors import VsumError
-from .io import atomic_write_text, unique_stems
+from .io import atomic_write_text
 
-__all__ = ["write_report", "render_report", "THUMB_SIDE"]
+__all__ = ["THUMB_SIDE", "inside_run", "render_report", "write_report"]
 
 THUMB_SIDE = 96
 """Longest side in pixels of the mask thumbnails."""
@@ -84,7 +86,27 @@ def _png_uri(path: Path, max_side: int | None = None, palette: bool = False) -> 
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
-def _img(path: Path, alt: str, cls: str, max_side: int | None = None, palette: bool = False) -> str:
+def inside_run(run: Path, rel) -> Path | None:
+    """``run / rel`` when that file lies inside the run folder (links resolved), else None.
+
+    ``result.json`` is data: a path in it that is absolute, climbs out with
+    ``..`` or passes through a link to elsewhere is never read.
+    """
+    if not isinstance(rel, str) or not rel:
+        return None
+    try:
+        root = run.resolve()
+        path = (run / rel).resolve()
+    except (OSError, RuntimeError, ValueError):
+        return None
+    return path if path.is_relative_to(root) and path != root else None
+
+
+def _img(run: Path, rel, alt: str, cls: str, max_side: int | None = None, palette: bool = False) -> str:
+    """An inlined ``<img>`` of the run's file ``rel`` (a path relative to ``run``, as result.json lists it)."""
+    path = inside_run(run, rel)
+    if path is None:
+        return f'<span class="muted">(image not shown, its path leaves the run folder: {_e(alt)})</span>'
     uri = _png_uri(path, max_side, palette)
     if uri is None:
         return f'<span class="muted">(missing image: {_e(alt)})</span>'
@@ -149,8 +171,8 @@ def _summaries(result: dict, run: Path) -> str:
         parts.append(
             f'<section class="summary"><h3>Summary {_e(k)} (cluster {_e(entry.get("cluster"))}, score '
             f'{_fmt_number(entry.get("score"))}, {len(members)} members from {_e(entry.get("images"))} images)</h3>'
-            + _img(run / str(entry.get("png")), f"summary {k}", "summary-grid")
-            + _img(run / str(entry.get("strip")), f"summary {k} aligned crops", "summary-strip")
+            + _img(run, entry.get("png"), f"summary {k}", "summary-grid")
+            + _img(run, entry.get("strip"), f"summary {k} aligned crops", "summary-strip")
             + _table(["image", "box (x1, y1, x2, y2), model-grid px", "similarity", "SSIM (median)"], rows)
             + "</section>")
     return "".join(parts)
@@ -175,37 +197,33 @@ def _skipped(result: dict) -> str:
     return f"<h2>Skipped images ({len(skipped)})</h2>" + _table(["image", "reason"], rows)
 
 
-def _metrics(run: Path) -> str:
+def _metrics(run: Path, result: dict) -> str:
+    """``masks/metrics.csv`` with the mask thumbnails ``result.json`` lists for each image (``images``)."""
     header, rows = _read_csv(run / "masks" / "metrics.csv")
     if not header:
         return "<h2>Per-image metrics</h2><p class=\"muted\">masks/metrics.csv not found.</p>"
-    names = [row[0] if row else "" for row in rows]
-    stems = unique_stems([Path(n) for n in names])
-    mask_dir = run / "masks"
+    listed = [item for item in result.get("images") or [] if isinstance(item, dict)]
+    by_position = len(listed) == len(rows)
     html_rows = []
-    for stem, row in zip(stems, rows):
-        thumbs = []
-        for kind in ("smooth", "sharp"):
-            path = mask_dir / f"{stem}_{kind}.png"
-            if path.is_file():
-                thumbs.append(_img(path, f"{stem} {kind} mask", "thumb", THUMB_SIDE))
+    for k, row in enumerate(rows):
+        item = listed[k] if by_position else {}
+        masks = item.get("masks") if isinstance(item.get("masks"), dict) else {}
+        thumbs = [_img(run, masks[kind], f"{item.get('image')} {kind} mask", "thumb", THUMB_SIDE)
+                  for kind in ("smooth", "sharp") if kind in masks]
         cell = f'<span class="thumbs">{"".join(thumbs)}</span>' if thumbs else '<span class="muted">-</span>'
         html_rows.append([cell] + [_e(c) for c in row])
     return (f"<h2>Per-image metrics ({len(rows)})</h2><div class=\"wide\">"
             + _table(["masks (smooth, sharp)", *header], html_rows) + "</div>")
 
 
-def _debug(run: Path) -> str:
-    def key(path: Path):
-        tail = path.stem.rsplit("_", 1)[-1]
-        return (0, int(tail), "") if tail.isdigit() else (1, 0, path.name)
-
-    paths = sorted((run / "summaries" / "debug").glob("cluster_*.png"), key=key)
-    if not paths:
+def _debug(run: Path, result: dict) -> str:
+    """The per-cluster overviews before filtering that ``result.json`` lists (``debug``)."""
+    listed = [rel for rel in result.get("debug") or [] if isinstance(rel, str)]
+    if not listed:
         return ""
-    figures = "".join(f"<figure><figcaption>{_e(p.stem)}</figcaption>{_img(p, p.stem, 'debug', DEBUG_SIDE, palette=True)}</figure>"
-                      for p in paths)
-    return (f"<details><summary>Clusters before filtering ({len(paths)}, debugging overviews)</summary>"
+    figures = "".join(f"<figure><figcaption>{_e(Path(rel).stem)}</figcaption>"
+                      f"{_img(run, rel, Path(rel).stem, 'debug', DEBUG_SIDE, palette=True)}</figure>" for rel in listed)
+    return (f"<details><summary>Clusters before filtering ({len(listed)}, debugging overviews)</summary>"
             f"{figures}</details>")
 
 
@@ -228,7 +246,7 @@ def render_report(run_dir: str | Path) -> str:
     target = result.get("target_name") or result.get("target")
     title = f"vsum report: {target if target is not None else 'top-1 classes'} ({result.get('model')})"
     body = "".join([_title(result, config), _summaries(result, run), _timings(result), _skipped(result),
-                    _metrics(run), _debug(run)])
+                    _metrics(run, result), _debug(run, result)])
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{_e(title)}</title><style>{_CSS}</style></head>\n<body>\n{body}\n</body></html>\n")
