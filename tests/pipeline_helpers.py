@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vsum.masks import MaskConfig, MaskResult, MaskRun
+from vsum.masks import MaskConfig, MaskResult, MaskRun, PassMetrics
 from vsum.pipeline import PipelineConfig, RenderConfig
 from vsum.proposals import ProposalConfig
 
@@ -45,8 +45,14 @@ def write_birds(folder: Path, n: int = 4, seed: int = 0, rename: dict[int, str] 
     return masks
 
 
-def fake_masks(masks: dict[str, np.ndarray], kind: str = "birds", calls: list | None = None):
-    """A stand-in for ``compute_masks``: every image kept with its silhouette (or an empty mask), or all misclassified."""
+def fake_masks(masks: dict[str, np.ndarray], kind: str = "birds", calls: list | None = None,
+               optimised: list | None = None):
+    """A stand-in for ``compute_masks``: every image kept with its silhouette (or an empty mask), or all misclassified.
+
+    Like the real one, it takes one batch per image through ``checkpoint``
+    (:class:`vsum.mask_batches.MaskBatches`): a stored batch is restored,
+    another is "optimised" (its image name appended to ``optimised``) and saved.
+    """
 
     def compute(paths, classifier, target=None, config=None, progress=True, checkpoint=None):
         if calls is not None:
@@ -58,10 +64,22 @@ def fake_masks(masks: dict[str, np.ndarray], kind: str = "birds", calls: list | 
                 results.append(MaskResult(image=p, status="skipped: misclassified (top-1 1 'other' p=0.9)",
                                           target=0, predicted=1, p0=0.05))
                 continue
-            sal = np.where(masks[p.name], 255, 0).astype(np.uint8) if kind == "birds" else np.zeros((SIDE, SIDE),
-                                                                                                   np.uint8)
-            results.append(MaskResult(image=p, status="ok", target=0, predicted=0, p0=0.9,
-                                      saliency={"smooth": sal, "sharp": sal}))
+            results.append(MaskResult(image=p, status="ok", target=0, predicted=0, p0=0.9))
+        kept = [r for r in results if r.ok]
+        for index, r in enumerate(kept):
+            if checkpoint is not None and checkpoint.restore(index, [r]):
+                continue
+            sal = np.where(masks[r.image.name], 255, 0).astype(np.uint8) if kind == "birds" else np.zeros(
+                (SIDE, SIDE), np.uint8)
+            r.saliency = {"smooth": sal, "sharp": sal}
+            metrics = PassMetrics(p=0.1, drop=0.9, score=1.0, area=float((sal > 127).mean()), crisp=1.0)
+            r.passes = {"smooth": metrics, "sharp": metrics}
+            if optimised is not None:
+                optimised.append(r.image.name)
+            if checkpoint is not None:
+                checkpoint.save(index, [r])
+        if checkpoint is not None:
+            checkpoint.prune(len(kept))
         return MaskRun(results, config or MaskConfig(), classifier.name, seconds=0.01)
 
     return compute

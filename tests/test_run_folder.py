@@ -14,6 +14,7 @@ at once) are in ``tests/test_run_processes.py``.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import subprocess
@@ -21,6 +22,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import vsum.pipeline as pipeline
@@ -305,3 +307,72 @@ def test_saliency_is_not_reread_after_it_is_written(birds, stub, tmp_path, monke
     monkeypatch.setattr(pipeline, "_load_npz", lambda path: loads.append(Path(path).name) or real(path))
     summarize(birds[0], stub, target=0, out=tmp_path / "run", config=CONFIG, progress=False)
     assert loads == []
+
+
+# --------------------------------------------------------------------------- stage-1 batch files
+
+
+def _results(names, seed=0):
+    from vsum.masks import MaskResult, PassMetrics
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for name in names:
+        r = MaskResult(image=Path(name), status="ok", target=3)
+        for p in ("smooth", "sharp"):
+            r.saliency[p] = rng.integers(0, 256, (16, 16), dtype=np.uint8)
+            r.passes[p] = PassMetrics(*rng.random(4), float("nan"))
+        out.append(r)
+    return out
+
+
+def _blank(names, target=3):
+    from vsum.masks import MaskResult
+
+    return [MaskResult(image=Path(n), status="ok", target=target) for n in names]
+
+
+def test_mask_batches_round_trip_and_refusals(tmp_path):
+    from vsum.mask_batches import MaskBatches
+
+    store = MaskBatches(tmp_path / "b", key="k1")
+    saved = _results(["a.png", "b\udcff.png"])
+    store.save(0, saved)
+    got = _blank(["a.png", "b\udcff.png"])
+    assert store.restore(0, got) and store.restored == 1
+    for want, have in zip(saved, got):
+        for p in ("smooth", "sharp"):
+            np.testing.assert_array_equal(have.saliency[p], want.saliency[p])
+            np.testing.assert_array_equal(np.array(dataclasses.astuple(have.passes[p])),
+                                          np.array(dataclasses.astuple(want.passes[p])))
+    assert not MaskBatches(tmp_path / "b", key="k2").restore(0, _blank(["a.png", "b\udcff.png"]))  # other key
+    assert not store.restore(0, _blank(["a.png", "c.png"]))  # other images
+    assert not store.restore(0, _blank(["a.png", "b\udcff.png"], target=4))  # other targets
+    assert not store.restore(1, _blank(["a.png"]))  # never saved
+    data = store.path(0).read_bytes()
+    store.path(0).write_bytes(data[: len(data) - 40])  # truncated by a crash of the disk, not of vsum
+    untouched = _blank(["a.png", "b\udcff.png"])
+    assert not store.restore(0, untouched) and untouched[0].saliency == {}
+    store.save(0, saved)
+    store.save(1, _results(["c.png"]))
+    store.save(2, _results(["d.png"]))
+    store.prune(2)
+    assert sorted(p.name for p in store.folder.iterdir()) == ["batch_00000.npz", "batch_00001.npz"]
+    MaskBatches(tmp_path / "b", key="k2").prune(5)  # files of another key go
+    assert list(store.folder.iterdir()) == []
+
+
+def test_stage_1_rebuilds_from_its_batches_and_force_recomputes_them(birds, monkeypatch, tmp_path):
+    optimised = []
+    monkeypatch.setattr(pipeline, "compute_masks", fake_masks(birds[1], optimised=optimised))
+    out = tmp_path / "run"
+    first = summarize(birds[0], StubClassifier(), target=0, out=out, config=CONFIG, progress=False)
+    assert len(optimised) == 4 and len(list((out / "masks" / "batches").glob("batch_*.npz"))) == 4
+    (out / "masks" / "saliency.npz").write_bytes(b"damaged")
+    rebuilt = summarize(birds[0], StubClassifier(), target=0, out=out, config=CONFIG, progress=False)
+    assert rebuilt.reused == [] and len(optimised) == 4  # stage 1 redone from its batch files, no optimisation
+    assert read_json(out / "stages" / "masks.json")["batches"] == {"restored": 4, "computed": 0}
+    assert rebuilt.summaries == first.summaries
+    forced = summarize(birds[0], StubClassifier(), target=0, out=out, config=CONFIG, progress=False, force=True)
+    assert len(optimised) == 8 and forced.summaries == first.summaries
+    assert read_json(out / "stages" / "masks.json")["batches"] == {"restored": 0, "computed": 4}

@@ -122,6 +122,12 @@ class MaskBatches:
             if index >= count or not self._has_key(path):
                 path.unlink(missing_ok=True)
 
+    def clear(self) -> None:
+        """Delete every batch file (``force``: nothing is restored)."""
+        if self.folder.is_dir():
+            for path in self.folder.glob("batch_*.npz"):
+                path.unlink(missing_ok=True)
+
     def _has_key(self, path: Path) -> bool:
         try:
             with np.load(path, allow_pickle=False) as data:

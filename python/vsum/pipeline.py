@@ -263,6 +263,8 @@ def _stage_masks(paths, classifier, target, config: MaskConfig, out: Path, stage
     stages.clear("masks")
     t0 = time.perf_counter()
     batches = MaskBatches(out / "masks" / "batches", key)
+    if stages.force:  # --force recomputes every batch too
+        batches.clear()
     run = compute_masks(paths, classifier, target=target, config=config, progress=progress, checkpoint=batches)
     write_mask_outputs(run, out / "masks", classifier, png_dir=out / "masks")
     records, arrays, pngs = [], {}, []
