@@ -330,7 +330,11 @@ def _stage_descriptors(images, boxes, kept, out, stages, key, progress):
 
 def _stage_pairs(masks, boxes, descriptors, config: PairsConfig, out, stages, key, progress,
                  notes: list) -> AllPairsResult:
-    """Stage 4: all pairs over the valid proposals (:func:`vsum.pairs.match_class`)."""
+    """Stage 4: all pairs over the valid proposals (:func:`vsum.pairs.match_class`).
+
+    The result is backed by ``similarity.npz`` (its blocks are read from the file when stage 5 looks them
+    up), whether computed or reused, so memory does not grow with the square of the valid proposals.
+    """
     path = out / "similarity.npz"
     if stages.cached("pairs", key) is not None:
         try:
@@ -344,8 +348,8 @@ def _stage_pairs(masks, boxes, descriptors, config: PairsConfig, out, stages, ke
         notes.append(f"stage 4 recomputed: the stored similarity.npz does not answer this run: {why}")
         stages.discard("pairs")
     t0 = time.perf_counter()
-    pairs = match_class(masks, boxes, descriptors, config, progress=progress)
-    pairs.save(path)
+    # the blocks stream into similarity.npz (temporary name, renamed at the end) and are read back one at a time
+    pairs = match_class(masks, boxes, descriptors, config, progress=progress, store=path)
     stages.done("pairs", key, ["similarity.npz"], time.perf_counter() - t0)
     return pairs
 
