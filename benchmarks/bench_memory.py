@@ -237,7 +237,7 @@ def _case(n: int, impl: str, stats: dict, fits: dict):
         row = {
             "V (valid)": st["valid"], "K (kept)": st["kept"], "pairs": st["pairs"],
             "stage 4 s": round(st["stage4_s"], 1), "stage 5 s": round(st["stage5_s"], 1),
-            "AP s": round(st["stage5_timings"].get("cluster", float("nan")), 1),
+            "S + AP s": round(st["stage5_timings"].get("cluster", float("nan")), 1),
             "peak RSS stage 4 MiB": round(st["peak_stage4_mib"], 0),
             "peak RSS stage 5 MiB": round(st["peak_stage5_mib"], 0),
             "peak RSS MiB": round(st["peak_mib"], 0), "inputs MiB": round(st["rss_inputs_mib"], 0),
