@@ -247,3 +247,11 @@ def test_parity_on_real_photos(tmp_path, data_dir):
         imgs.append(a)
         masks.append(((yy - h / 2) / (0.4 * h)) ** 2 + ((xx - w / 2) / (0.4 * w)) ** 2 < 1)
     _parity(tmp_path, imgs, masks)
+
+
+def test_stored_blocks_without_preadv(tmp_path, monkeypatch):
+    boxes, descs = random_inputs(15, [7, 9])
+    memory = all_pairs(boxes, descs, topk=3)
+    all_pairs(boxes, descs, topk=3, store=tmp_path / "s.npz")
+    monkeypatch.delattr(os, "preadv")  # platforms without it: seek and read under a lock
+    assert_same_pairs(memory, AllPairsResult.load(tmp_path / "s.npz"))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import struct
+import threading
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -162,6 +163,7 @@ class StoredBlocks(Mapping):
         self.layout = layout
         self._offset = _blocks_offset(self.path)
         self._fh = open(self.path, "rb")  # noqa: SIM115 - held for the lifetime of the mapping
+        self._lock = threading.Lock()
         size = os.fstat(self._fh.fileno()).st_size
         if self._offset + 4 * _total(layout) > size:
             self._fh.close()
@@ -172,7 +174,13 @@ class StoredBlocks(Mapping):
         out = np.empty(shape, np.float32)
         if out.size:
             view = memoryview(out).cast("B")
-            got = os.preadv(self._fh.fileno(), [view], self._offset + 4 * start)
+            where = self._offset + 4 * start
+            if hasattr(os, "preadv"):  # positional: safe from several threads
+                got = os.preadv(self._fh.fileno(), [view], where)
+            else:
+                with self._lock:
+                    self._fh.seek(where)
+                    got = self._fh.readinto(view)
             if got != out.nbytes:
                 raise OSError(f"{self.path}: short read of block {key}")
         return out
