@@ -32,7 +32,7 @@ OWNED: dict[str, tuple[str, ...]] = {
     "masks": ("masks/*.png", "masks/metrics.csv", "masks/saliency.npz", "masks/result.json"),
     "proposals": ("proposals.npz",),
     "descriptors": ("descriptors.npz",),
-    "pairs": ("similarity.npz", "similarity/"),
+    "pairs": ("similarity.npz",),
     "summaries": ("clusters.json", "summaries/"),
 }
 

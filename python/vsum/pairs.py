@@ -6,7 +6,11 @@
 stage 5 needs (the blocks of the proposals the caller selects and, per
 selected proposal, its top-k scores against the other images), never the
 ``N x N x n x n`` tensor.  :class:`AllPairsResult` records the settings that
-produced it and saves to / loads from one ``.npz`` file.
+produced it and saves to / loads from one ``.npz`` file
+(:mod:`vsum.pairs_file`).  With ``store=path`` the kept blocks are not held
+in memory at all: they are written to that file as the pairs stream and read
+back one block at a time, so memory does not grow with the square of the
+number of selected proposals.
 
 :class:`PairsConfig` and :func:`match_class` are stage 4 as the pipeline runs
 it: the rows are the *valid* proposals (stage 5, step 1: boxes mostly inside
@@ -20,8 +24,10 @@ Importing this module does not import torch.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +39,7 @@ from .boxes import coverage
 from .features import DEFAULT_RIDGE, as_proposals, whiten, whitened_scores
 from .flow import LOM_ORDERS, METHODS, match_batch
 from .io import atomic_open
+from .pairs_file import BlockWriter, StoredBlocks, block_layout, pair_keys
 from .threads import get_num_threads
 
 __all__ = ["AllPairsResult", "PairsConfig", "all_pairs", "match_class", "valid_rows"]
@@ -107,12 +114,15 @@ class AllPairsResult:
         Number of proposals ``n_i`` of each image.
     rows : list of N (r_i,) ndarrays of int64
         The selected proposals of each image (indices into its boxes).
-    blocks : dict or None
+    blocks : mapping or None
         ``blocks[(i, j)]`` for every ``i <= j``: ``conf_ij[rows[i]][:, rows[j]]``,
         a ``(r_i, r_j)`` float32 array, ``conf_ij = vsum.flow.match(boxes_i,
         boxes_j, appearance(desc_i, desc_j), method)``.  ``i > j`` is not
         stored: by convention ``conf_ji`` is ``conf_ij.T``.  None when
-        ``all_pairs(..., blocks=False)``.
+        ``all_pairs(..., blocks=False)``.  A dict held in memory, or (results
+        of ``all_pairs(..., store=)`` and of :meth:`load`) a
+        :class:`vsum.pairs_file.StoredBlocks` that reads each block from the
+        file when it is looked up; both iterate in pair order.
     topk : int
         k, the number of columns of the top-k arrays.
     topk_scores : list of N (r_i, k) ndarrays of float32
@@ -137,7 +147,8 @@ class AllPairsResult:
         Wall seconds spent in ``"whiten"`` (once per image), ``"appearance"``
         (BLAS products, bias, clip), ``"match"`` (the compiled matcher,
         including its input checks), ``"topk"`` (the compiled merge),
-        ``"blocks"`` (copying the selected blocks) and ``"callback"``
+        ``"blocks"`` (copying the selected blocks, or
+        writing them to the ``store`` file) and ``"callback"``
         (``on_pair``).
     """
 
@@ -219,29 +230,52 @@ class AllPairsResult:
                 return f"its rows of image {i} differ"
         return None
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the result to one ``.npz`` file, atomically (temporary name, then rename).
-
-        Everything but ``timings`` is stored; :meth:`load` reads it back.
-        """
+    def _small_arrays(self, keys: list, has_blocks: bool) -> dict:
+        """Every field but ``blocks`` and ``timings`` as the arrays of the stored file; ``keys``: the stored blocks."""
         arrays = {"format": np.array(_FORMAT), "method": np.array(self.method), "order": np.array(self.order),
                   "topk": np.array(self.topk), "diagonal": np.array(self.diagonal), "ridge": np.array(self.ridge),
                   "stats": np.array("" if self.stats is None else self.stats), "sizes": self.sizes,
-                  "has_blocks": np.array(self.blocks is not None), "pairs": np.array(self.pairs),
+                  "has_blocks": np.array(bool(has_blocks)), "pairs": np.array(self.pairs),
                   "seconds": np.array(self.seconds)}
         for i in range(self.n_images):
             arrays[f"rows_{i}"] = self.rows[i]
             arrays[f"topk_scores_{i}"] = self.topk_scores[i]
             arrays[f"topk_image_{i}"] = self.topk_image[i]
             arrays[f"topk_index_{i}"] = self.topk_index[i]
-        for (i, j), block in (self.blocks or {}).items():
-            arrays[f"block_{i}_{j}"] = block
+        arrays["block_pairs"] = np.array(keys, np.int64).reshape(len(keys), 2)
+        return arrays
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the result to one ``.npz`` file, atomically (temporary name, then rename).
+
+        Everything but ``timings`` is stored (layout: :mod:`vsum.pairs_file`);
+        :meth:`load` reads it back.  The blocks are copied one at a time, so
+        saving a result backed by a file needs no more memory than one block.
+        A result whose blocks are already stored at ``path`` (from
+        ``all_pairs(..., store=path)`` or ``load(path)``) is not rewritten.
+        """
+        if isinstance(self.blocks, StoredBlocks) and Path(path).exists() \
+                and os.path.samefile(path, self.blocks.path):
+            return
+        keys = list(self.blocks or {})
+        layout = block_layout([len(r) for r in self.rows], keys)
         with atomic_open(path) as fh:
-            np.savez(fh, **arrays)
+            writer = BlockWriter(fh, layout)
+            try:
+                for key in keys:
+                    writer.add(key, self.blocks[key])
+                writer.finish(self._small_arrays(keys, self.blocks is not None))
+            finally:
+                writer.close()
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "AllPairsResult":
-        """Read a result written by :meth:`save`.
+        """Read a result written by :meth:`save` (or ``all_pairs(..., store=)``).
+
+        Only the small arrays are read; the blocks stay in the file and are
+        read one at a time when looked up (:class:`vsum.pairs_file.StoredBlocks`).
+        Files of the previous layout (format 1, blocks as separate members)
+        are read whole.
 
         Raises
         ------
@@ -250,23 +284,30 @@ class AllPairsResult:
         OSError
             The file cannot be read.
         """
+        data, pairs_arr = {}, None
         try:
             with np.load(Path(path), allow_pickle=False) as npz:
-                data = {key: npz[key] for key in npz.files}
-        except ValueError as exc:  # not an npz, or truncated
+                fmt = int(npz["format"]) if "format" in npz.files else None
+                if fmt in (1, _FORMAT):  # format 2: the blocks stay in the file
+                    data = {key: npz[key] for key in npz.files if fmt == 1 or not key.startswith("block")}
+                    pairs_arr = npz["block_pairs"] if fmt == _FORMAT else None
+        except (ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # not an npz, or truncated
             raise ValueError(f"{path} is not a stored all-pairs result: {exc}") from None
-        if data.get("format") is None or int(data["format"]) != _FORMAT:
-            raise ValueError(f"{path} is not a stored all-pairs result of format {_FORMAT}")
+        if fmt not in (1, _FORMAT):
+            raise ValueError(f"{path} is not a stored all-pairs result of format 1 or {_FORMAT}")
         n = len(data["sizes"])
+        rows = [data[f"rows_{i}"] for i in range(n)]
         blocks = None
-        if bool(data["has_blocks"]):
+        if bool(data["has_blocks"]) and fmt == 1:
             blocks = {}
             for key, value in data.items():
                 if key.startswith("block_"):
                     i, j = key.split("_")[1:]
                     blocks[(int(i), int(j))] = value
+        elif bool(data["has_blocks"]):
+            blocks = StoredBlocks(path, block_layout([len(r) for r in rows], pairs_arr.tolist()))
         stats = str(data["stats"])
-        return cls(method=str(data["method"]), sizes=data["sizes"], rows=[data[f"rows_{i}"] for i in range(n)],
+        return cls(method=str(data["method"]), sizes=data["sizes"], rows=rows,
                    blocks=blocks, topk=int(data["topk"]), topk_scores=[data[f"topk_scores_{i}"] for i in range(n)],
                    topk_image=[data[f"topk_image_{i}"] for i in range(n)],
                    topk_index=[data[f"topk_index_{i}"] for i in range(n)], order=str(data["order"]),
@@ -274,8 +315,9 @@ class AllPairsResult:
                    pairs=int(data["pairs"]), seconds=float(data["seconds"]))
 
 
-#: Version of the file layout written by :meth:`AllPairsResult.save`.
-_FORMAT = 1
+#: Version of the file layout written by :meth:`AllPairsResult.save` (1: one member per block, read whole;
+#: 2: :mod:`vsum.pairs_file`, blocks streamed into one member and read one at a time).
+_FORMAT = 2
 
 
 def _as_list(x, name: str) -> list:
@@ -337,6 +379,7 @@ def all_pairs(
     ridge: float = DEFAULT_RIDGE,
     stats_path=None,
     progress: bool = False,
+    store=None,
 ) -> AllPairsResult:
     """Match every pair of N images, keeping a compact result (bounded memory).
 
@@ -393,6 +436,15 @@ def all_pairs(
         Whitening parameters, as in :func:`vsum.features.whiten`.
     progress : bool, default False
         Show a tqdm progress bar over the pairs.
+    store : path-like, optional
+        Write the result to this file (:meth:`AllPairsResult.save`'s format)
+        *while* matching: each kept block goes to the file as soon as its
+        pair is matched and is not kept in memory; the returned result reads
+        its blocks back from the file one at a time
+        (:class:`vsum.pairs_file.StoredBlocks`).  The file is written to a
+        temporary name and renamed into place at the end (on an error, the
+        temporary file is removed and ``store`` left as it was).  Blocks,
+        top-k lists and everything else are identical to ``store=None``.
 
     Returns
     -------
@@ -415,9 +467,10 @@ def all_pairs(
     -----
     N = 0 gives an empty result; N = 1 matches only the pair ``(0, 0)`` and its
     top-k lists are all padding.  Memory beyond the inputs and the kept
-    blocks: the whitened descriptors of one image, one ``(n_i, n_j)``
-    appearance buffer and one confidence matrix per pair of a batch
-    (``2 x`` the thread count pairs), and ``3 k`` values per selected proposal.
+    blocks (none with ``store``): the whitened descriptors of one image, one
+    ``(n_i, n_j)`` appearance buffer and one confidence matrix per pair of a
+    batch (``2 x`` the thread count pairs), and ``3 k`` values (12 k bytes)
+    per selected proposal.
     """
     t_start = time.perf_counter()
     box_list = _as_list(boxes, "boxes")
@@ -450,7 +503,7 @@ def all_pairs(
     top_s = [np.zeros((len(s), topk), np.float32) for s in sel]
     top_i = [np.full((len(s), topk), -1, np.int32) for s in sel]
     top_x = [np.full((len(s), topk), -1, np.int32) for s in sel]
-    kept: dict | None = {} if blocks else None
+    kept: dict | None = {} if blocks and store is None else None
     timings = dict.fromkeys(("whiten", "appearance", "match", "topk", "blocks", "callback"), 0.0)
     batch = 2 * get_num_threads()
     bufs = [np.empty(int(sizes.max(initial=0)) ** 2, np.float32) for _ in range(min(batch, n_img))]
@@ -458,8 +511,13 @@ def all_pairs(
 
     bar = tqdm(total=n_img * (n_img + 1) // 2 if diagonal else n_img * (n_img - 1) // 2, unit="pair",
                desc="all pairs", disable=not progress)
+    layout = block_layout([len(s) for s in sel], pair_keys(n_img, diagonal) if blocks else [])
     done = 0
-    try:
+    with contextlib.ExitStack() as stack:
+        writer = BlockWriter(stack.enter_context(atomic_open(store)), layout) if store is not None else None
+        if writer is not None:
+            stack.callback(writer.close)  # runs before atomic_open's exit (a no-op after finish)
+        stack.callback(bar.close)
         for i in range(n_img):
             if not diagonal and i == n_img - 1:
                 break  # no pair left
@@ -484,11 +542,12 @@ def all_pairs(
                         _core.pairs_topk_merge(conf, sel[i], False, j, top_s[i], top_i[i], top_x[i])
                         _core.pairs_topk_merge(conf, sel[j], True, i, top_s[j], top_i[j], top_x[j])
                     t3 = time.perf_counter()
-                    if kept is not None:
-                        if all_rows[i] and all_rows[j]:
-                            kept[(i, j)] = conf
+                    if blocks:
+                        blk = conf if all_rows[i] and all_rows[j] else conf[np.ix_(sel[i], sel[j])]
+                        if writer is not None:
+                            writer.add((i, j), blk)
                         else:
-                            kept[(i, j)] = conf[np.ix_(sel[i], sel[j])]
+                            kept[(i, j)] = blk
                     t4 = time.perf_counter()
                     if on_pair is not None:
                         on_pair(i, j, conf)
@@ -499,25 +558,28 @@ def all_pairs(
                     done += 1
                     bar.update(1)
                 del confs, apps
-    finally:
-        bar.close()
-    return AllPairsResult(
-        method=method,
-        sizes=sizes,
-        rows=sel,
-        blocks=kept,
-        topk=topk,
-        topk_scores=top_s,
-        topk_image=top_i,
-        topk_index=top_x,
-        order=order,
-        diagonal=bool(diagonal),
-        ridge=float(ridge),
-        stats=None if stats_path is None else str(Path(stats_path).resolve()),
-        pairs=done,
-        seconds=time.perf_counter() - t_start,
-        timings=timings,
-    )
+        result = AllPairsResult(
+            method=method,
+            sizes=sizes,
+            rows=sel,
+            blocks=kept,
+            topk=topk,
+            topk_scores=top_s,
+            topk_image=top_i,
+            topk_index=top_x,
+            order=order,
+            diagonal=bool(diagonal),
+            ridge=float(ridge),
+            stats=None if stats_path is None else str(Path(stats_path).resolve()),
+            pairs=done,
+            seconds=time.perf_counter() - t_start,
+            timings=timings,
+        )
+        if writer is not None:
+            writer.finish(result._small_arrays(list(layout), blocks))
+    if store is not None and blocks:
+        result.blocks = StoredBlocks(store, layout)
+    return result
 
 
 def valid_rows(masks, boxes, coverage_threshold: float = 0.75) -> list[np.ndarray]:
@@ -544,7 +606,7 @@ def valid_rows(masks, boxes, coverage_threshold: float = 0.75) -> list[np.ndarra
 
 
 def match_class(masks, boxes, descriptors, config: PairsConfig | None = None, *,
-                progress: bool = False) -> AllPairsResult:
+                progress: bool = False, store=None) -> AllPairsResult:
     """Stage 4 of a class as the pipeline runs it: all pairs over the valid proposals.
 
     :func:`all_pairs` with ``rows`` = :func:`valid_rows` (``valid_coverage``)
@@ -562,6 +624,11 @@ def match_class(masks, boxes, descriptors, config: PairsConfig | None = None, *,
     config : PairsConfig, optional
         Published defaults.
     progress : bool, default False
+    store : path-like, optional
+        Stream the blocks to this file instead of keeping them in memory
+        (:func:`all_pairs`); the pipeline's ``similarity.npz``.  Memory then
+        grows with the number of valid proposals ``V`` (their top-k lists),
+        not with ``V^2``.  The result is the same as without it.
 
     Returns
     -------
@@ -573,10 +640,14 @@ def match_class(masks, boxes, descriptors, config: PairsConfig | None = None, *,
     rows = valid_rows(masks, boxes, cfg.valid_coverage)
     if len(boxes) < 2 or not any(r.any() for r in rows):
         sel = [np.flatnonzero(r).astype(np.int64) for r in rows]
-        return AllPairsResult(method=cfg.method, sizes=np.array([len(r) for r in rows], np.int64), rows=sel,
-                              blocks={}, topk=cfg.topk, topk_scores=[np.zeros((len(s), cfg.topk), np.float32) for s in sel],
-                              topk_image=[np.full((len(s), cfg.topk), -1, np.int32) for s in sel],
-                              topk_index=[np.full((len(s), cfg.topk), -1, np.int32) for s in sel], order=cfg.order,
-                              ridge=float(cfg.ridge))
+        empty = AllPairsResult(method=cfg.method, sizes=np.array([len(r) for r in rows], np.int64), rows=sel,
+                               blocks={}, topk=cfg.topk,
+                               topk_scores=[np.zeros((len(s), cfg.topk), np.float32) for s in sel],
+                               topk_image=[np.full((len(s), cfg.topk), -1, np.int32) for s in sel],
+                               topk_index=[np.full((len(s), cfg.topk), -1, np.int32) for s in sel], order=cfg.order,
+                               ridge=float(cfg.ridge))
+        if store is not None:
+            empty.save(store)
+        return empty
     return all_pairs(boxes, descriptors, method=cfg.method, rows=rows, topk=cfg.topk, order=cfg.order,
-                     ridge=cfg.ridge, image_shapes=[np.shape(m)[:2] for m in masks], progress=progress)
+                     ridge=cfg.ridge, image_shapes=[np.shape(m)[:2] for m in masks], progress=progress, store=store)

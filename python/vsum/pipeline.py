@@ -312,9 +312,14 @@ def _stage_descriptors(images, boxes, kept, out, stages: Stages, key, progress):
 
 
 def _stage_pairs(masks, boxes, descriptors, config: PairsConfig, out, stages: Stages, key, progress) -> AllPairsResult:
-    """Stage 4: all pairs over the valid proposals (:func:`vsum.pairs.match_class`)."""
+    """Stage 4: all pairs over the valid proposals (:func:`vsum.pairs.match_class`).
+
+    The result is backed by ``similarity.npz`` (its blocks are read from the file when stage 5 looks them
+    up), whether computed or reused, so memory does not grow with the square of the valid proposals.
+    """
     path = out / "similarity.npz"
     if stages.cached("pairs", key) is not None:
+        stored = None
         try:
             stored = AllPairsResult.load(path)
             why = stored.mismatch(method=config.method, order=config.order, topk=config.topk, ridge=config.ridge,
@@ -327,8 +332,8 @@ def _stage_pairs(masks, boxes, descriptors, config: PairsConfig, out, stages: St
         stages.discard("pairs", f"the stored similarity.npz does not answer this run: {why}")
     stages.clear("pairs")
     t0 = time.perf_counter()
-    pairs = match_class(masks, boxes, descriptors, config, progress=progress)
-    pairs.save(path)
+    # the blocks stream into similarity.npz (temporary name, renamed at the end) and are read back one at a time
+    pairs = match_class(masks, boxes, descriptors, config, progress=progress, store=path)
     stages.done("pairs", key, ["similarity.npz"], time.perf_counter() - t0)
     return pairs
 

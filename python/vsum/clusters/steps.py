@@ -214,8 +214,45 @@ class AffinityResult:
         return len(self.exemplars)
 
 
-def _off_diagonal(s: np.ndarray) -> np.ndarray:
-    return s[~np.eye(len(s), dtype=bool)]
+def _off_diagonal_stats(s: np.ndarray) -> tuple[float, float, float]:
+    """Max, min and median of ``s - max`` over the off-diagonal entries of a square matrix, without copying them out.
+
+    Parameters
+    ----------
+    s : (R, R) ndarray of float32 or float64, R >= 2, finite
+
+    Returns
+    -------
+    m : float
+        ``M``, the largest off-diagonal entry.
+    low : float
+        The smallest off-diagonal entry.
+    median : float
+        ``np.median(off - M)`` in float64 over the off-diagonal entries
+        ``off``, bit for bit: ``x -> float64(x) - M`` is monotone, so the
+        order statistics of ``off - M`` are those of ``off`` shifted, and the
+        median is formed from them exactly as ``np.median`` forms it (mean of
+        the two middle values when the count is even).
+
+    Notes
+    -----
+    One scratch copy of ``s`` in its own dtype (``4 R^2`` bytes for float32)
+    replaces the boolean mask, the off-diagonal copy, its shifted float64
+    copy and ``np.median``'s partition copy of the straightforward version.
+    """
+    r = len(s)
+    flat = s.reshape(-1).copy()
+    diag = slice(None, None, r + 1)
+    flat[diag] = -np.inf
+    m = float(flat.max())
+    flat[diag] = np.inf  # the R diagonal entries sort last, after every off-diagonal one
+    low = float(flat.min())
+    n_off = r * r - r
+    mid = [n_off // 2] if n_off % 2 else [n_off // 2 - 1, n_off // 2]
+    flat.partition(mid)
+    middle = flat[mid].astype(np.float64) - m
+    del flat
+    return m, low, float(np.median(middle))
 
 
 def affinity_clusters(S, config: ClusterConfig | None = None) -> AffinityResult:
@@ -248,7 +285,18 @@ def affinity_clusters(S, config: ClusterConfig | None = None) -> AffinityResult:
     itself, is far above every cross score and would swamp both), and
     ``sklearn.cluster.AffinityPropagation(affinity="precomputed", damping,
     max_iter, convergence_iter, preference, random_state)`` runs on ``S - M``
-    in float64.  Degenerate cases, solved without it: ``R = 1`` (one cluster);
+    in float64.
+
+    Precision and memory: ``S`` itself is read in its own dtype (float32 from
+    :func:`similarity_matrix`, never converted as a whole); the statistics use
+    one scratch copy of it (:func:`_off_diagonal_stats`).  Affinity
+    propagation stays in float64, as scikit-learn runs it: in float32 its
+    messages, and so its clusters, would differ from those of the published
+    runs.  The one float64 matrix ``S - M`` is built here and handed over
+    without a further copy (``copy=False``); scikit-learn then holds three
+    more ``R x R`` float64 arrays (availabilities, responsibilities, a
+    scratch) and, briefly, two for its tie-breaking noise: about ``48 R^2``
+    bytes at the peak, plus the caller's ``S``.  Degenerate cases, solved without it: ``R = 1`` (one cluster);
     all off-diagonal entries equal (one cluster, exemplar 0, since the
     preference then equals every similarity).  When affinity propagation does
     not converge scikit-learn returns no exemplar (labels -1): the result then
@@ -258,7 +306,9 @@ def affinity_clusters(S, config: ClusterConfig | None = None) -> AffinityResult:
     from sklearn.exceptions import ConvergenceWarning
 
     cfg = config or ClusterConfig()
-    s = np.asarray(S, dtype=np.float64)
+    s = np.asarray(S)
+    if s.dtype not in (np.float32, np.float64):
+        s = s.astype(np.float64)
     if s.ndim != 2 or s.shape[0] != s.shape[1] or s.shape[0] == 0:
         raise ValueError(f"S must be a non-empty square (R, R) matrix; got shape {s.shape}")
     if not np.isfinite(s).all():
@@ -267,20 +317,21 @@ def affinity_clusters(S, config: ClusterConfig | None = None) -> AffinityResult:
     if r == 1:
         return AffinityResult(np.zeros(1, np.int64), np.zeros(1, np.int64), 0.0, float(s[0, 0]), True, 0,
                               "a single proposal: one cluster")
-    off = _off_diagonal(s)
-    m = float(off.max())
-    shifted = s - m
-    pref = float(cfg.preference_factor * np.median(off - m))
-    if off.min() == off.max():
+    m, low, median = _off_diagonal_stats(s)
+    pref = float(cfg.preference_factor * np.float64(median))
+    if low == m:
         return AffinityResult(np.zeros(r, np.int64), np.zeros(1, np.int64), pref, m, True, 0,
                               "all similarities are equal: one cluster")
+    shifted = s.astype(np.float64)  # a copy even when s is float64: S is the caller's
+    shifted -= m
     np.fill_diagonal(shifted, pref)
     ap = AffinityPropagation(affinity="precomputed", damping=float(cfg.damping), max_iter=int(cfg.max_iter),
                              convergence_iter=int(cfg.convergence_iter), preference=pref,
-                             random_state=int(cfg.random_state))
+                             random_state=int(cfg.random_state), copy=False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         ap.fit(shifted)
+    del shifted
     not_converged = any(issubclass(w.category, ConvergenceWarning) for w in caught)
     centres = np.asarray(ap.cluster_centers_indices_, np.int64).reshape(-1)
     labels = np.asarray(ap.labels_, np.int64)
@@ -328,7 +379,9 @@ def cluster_members(S, labels, image, exemplar: int, max_members: int = 10) -> t
     exemplar" is ``S[member, exemplar]``, the direction affinity propagation
     uses (``S[i, k]``: how well ``k`` suits as exemplar of ``i``).
     """
-    s = np.asarray(S, dtype=np.float64)
+    s = np.asarray(S)  # read in its own dtype: only the exemplar's column is converted
+    if s.dtype.kind not in "fiub":
+        s = s.astype(np.float64)
     lab = np.asarray(labels, np.int64)
     img = np.asarray(image, np.int64)
     r = len(lab)
@@ -340,9 +393,9 @@ def cluster_members(S, labels, image, exemplar: int, max_members: int = 10) -> t
         raise ValueError(f"max_members must be >= 1; got {max_members!r}")
     e = int(exemplar)
     cand = np.flatnonzero((lab == lab[e]) & (img != img[e]))
-    sim = s[cand, e]
+    sim = s[cand, e].astype(np.float64)  # exact for float32: the order is that of the float64 values
     order = cand[np.lexsort((cand, -sim))]
     _, first = np.unique(img[order], return_index=True)  # the most similar of each image
     best = order[np.sort(first)]
     members = np.concatenate([[e], best])[: int(max_members)].astype(np.int64)
-    return members, s[members, e]
+    return members, s[members, e].astype(np.float64)
