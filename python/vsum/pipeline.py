@@ -50,6 +50,7 @@ from .io import (
     ImageSkip,
     atomic_open,
     atomic_write_json,
+    display_name,
     json_float,
     list_images,
     read_image,
@@ -291,8 +292,8 @@ def _stage_masks(paths, classifier, target, config: MaskConfig, out: Path, stage
         write_mask_outputs(run, out / "masks", classifier, png_dir=out / "masks")
         records, arrays = [], {}
         for i, r in enumerate(run.results):
-            records.append({"image": r.image.name, "status": r.status, "target": r.target, "predicted": r.predicted,
-                            "p0": r.p0})
+            records.append({"image": display_name(r.image), "status": r.status, "target": r.target,
+                            "predicted": r.predicted, "p0": None if r.p0 is None else json_float(r.p0)})
             if r.ok:
                 arrays[f"sharp_{i}"] = r.saliency["sharp"]
         _save_npz(out / "masks" / "saliency.npz", arrays)
@@ -460,7 +461,7 @@ def summarize(images, model="efficientnet_lite0", target: int | None = None, out
     names = unique_stems(paths)
 
     inputs = {"model": classifier.name, "weights": classifier.weights, "target": target, "image_side": side,
-              "images": [{"name": p.name, "sha1": _file_digest(p)} for p in paths]}
+              "images": [{"name": display_name(p), "sha1": _file_digest(p)} for p in paths]}
     config_hash = _hash({"inputs": inputs, "config": config.to_dict(), "version": __version__})
     atomic_write_json(out / "config.json", {"hash": config_hash, "vsum": __version__,
                                             "config": {**inputs, **config.to_dict()}})
