@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from make_corpus import NON_UTF8_NAME, write_corpus
+
 from vsum.io import ImageSkip, display_text, list_images, read_image
 
 CLI_FUZZED = 60
