@@ -2,7 +2,10 @@
 
 Every reader here turns a file into an ``(H, W, 3) uint8`` RGB array or raises
 :class:`ImageSkip` with a short reason that a run records and moves past: a
-run never dies on one bad image.
+run never dies on one bad image.  File names written into text outputs go
+through :func:`display_name` (valid UTF-8 whatever the file system holds) and
+per-image output files are named by :func:`unique_stems` (distinct on
+case-insensitive file systems).
 """
 
 from __future__ import annotations
@@ -48,8 +51,9 @@ class ImageRecord:
     rgb : ndarray, shape (H, W, 3), uint8
         The decoded picture in RGB order.
     note : str
-        What was converted on the way (``"grayscale->rgb"``, ``"rgba->rgb"``,
-        ``"16-bit->8-bit"``, ...), empty when nothing was.
+        What was converted on the way (``"grayscale->rgb"``, ``"alpha composited
+        on white"``, ``"16-bit->8-bit"``, ``"exif orientation 6 applied"``,
+        ``"first of 3 frames"``, ``"downscaled"``, ...), empty when nothing was.
     """
 
     path: Path
