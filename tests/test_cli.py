@@ -91,3 +91,159 @@ def test_masks_demo(tmp_path):
     done = vsum("masks", "--demo", "--smooth-iters", "2", "--sharp-iters", "1", "--out", str(out), "-q")
     assert done.returncode == 0, done.stderr
     assert len(list((out / "masks").glob("*_sharp.png"))) >= 4
+
+
+# --------------------------------------------------------------------------- issue 11: no traceback from any input
+# In-process (vsum.cli.main) so that the model loads quickly; an exception escaping main fails the test.
+
+
+def _small_images(folder: Path, names=("a.png", "b.png")) -> Path:
+    import os
+
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for name in names:
+        path = os.path.join(os.fsencode(folder), name if isinstance(name, bytes) else name.encode())
+        Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(path, format="PNG")
+    return folder
+
+
+def _error_line(capsys, code: int, *words: str) -> str:
+    """Check ``main``'s exit status 2 and that stderr is exactly one ``vsum: error:`` line holding ``words``."""
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("vsum: error:"), err
+    assert all(w in lines[0] for w in words), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+TINY = ["--smooth-iters", "1", "--sharp-iters", "1", "-q"]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["masks", "IMAGES", "--threads", "-1", "--out", "OUT"], ["--threads", "-1"]),
+    (["masks", "IMAGES", "--threads", "5000", "--out", "OUT"], ["--threads", "5000"]),
+    (["eval-flow", "IMAGES", "--threads", "0"], ["--threads", "0"]),
+    (["masks", "IMAGES", "--seed", str(2 ** 70), "--out", "OUT", *TINY], ["--seed", str(2 ** 70)]),
+    (["summarize", "IMAGES", "--seed", "-1", "--out", "OUT", *TINY], ["--seed", "-1"]),
+    (["masks", "IMAGES", "--smooth-iters", "-5", "--sharp-iters", "1", "--out", "OUT", "-q"], ["--smooth-iters", "-5"]),
+    (["masks", "IMAGES", "--smooth-iters", "1", "--sharp-iters", "0", "--out", "OUT", "-q"], ["--sharp-iters", "0"]),
+    (["demo", "--sharp-iters", "-1", "--out", "OUT"], ["--sharp-iters", "-1"]),
+    (["classify", "IMAGES", "--top", "0", "--out", "OUT", "-q"], ["--top", "0"]),
+    (["masks", "IMAGES", "--batch-size", "0", "--out", "OUT", *TINY], ["--batch-size", "0"]),
+    (["masks", "IMAGES", "--threads", "two", "--out", "OUT"], ["--threads", "two"]),
+])
+def test_bad_numbers_are_one_error_line(tmp_path, capsys, restore_threads, args, words):
+    from vsum.cli import main
+
+    images = _small_images(tmp_path / "imgs")
+    args = [str(images) if a == "IMAGES" else str(tmp_path / "out") if a == "OUT" else a for a in args]
+    _error_line(capsys, main(args), *words)
+
+
+def test_target_with_a_non_ascii_digit_is_one_error_line(tmp_path, capsys):
+    from vsum.cli import main
+
+    images = _small_images(tmp_path / "imgs")
+    code = main(["masks", str(images), "--target", "\u00b2", "--out", str(tmp_path / "o"), *TINY])
+    _error_line(capsys, code, "--target", "\u00b2", "neither a class index nor a class name")
+
+
+@pytest.mark.parametrize("command", ["masks", "summarize", "classify", "eval-flow"])
+def test_out_naming_an_existing_file_or_folder_is_one_error_line(tmp_path, capsys, command):
+    from vsum.cli import main
+
+    images = _small_images(tmp_path / "imgs")
+    taken = tmp_path / "taken"
+    if command in ("classify", "eval-flow"):  # --out is a file: a folder there is the mistake
+        taken.mkdir()
+    else:
+        taken.write_text("a file, not a folder")
+    extra = {"eval-flow": [], "classify": ["-q"]}.get(command, TINY)
+    _error_line(capsys, main([command, str(images), "--out", str(taken), *extra]), "--out", str(taken))
+
+
+def test_out_below_a_file_is_one_error_line(tmp_path, capsys):
+    from vsum.cli import main
+
+    images = _small_images(tmp_path / "imgs")
+    (tmp_path / "file").write_text("x")
+    _error_line(capsys, main(["masks", str(images), "--out", str(tmp_path / "file" / "run"), *TINY]),
+                "--out", "Not a directory")
+
+
+def _failing_atomic_open(error: int):
+    import contextlib
+    import os
+
+    @contextlib.contextmanager
+    def atomic_open(path):
+        raise OSError(error, os.strerror(error), str(path))
+        yield  # pragma: no cover
+
+    return atomic_open
+
+
+@pytest.mark.parametrize("error", ["ENOSPC", "EACCES", "EROFS"])
+def test_write_errors_are_one_line_naming_the_path_and_reason(tmp_path, capsys, monkeypatch, error):
+    """A full disk, a folder that turned unwritable, a read-only file system: the OS reason, no traceback."""
+    import errno
+    import os
+
+    import vsum.io
+    from vsum.cli import main
+
+    images = _small_images(tmp_path / "imgs")
+    monkeypatch.setattr(vsum.io, "atomic_open", _failing_atomic_open(getattr(errno, error)))
+    out = tmp_path / "preds.csv"
+    code = main(["classify", str(images), "--out", str(out), "-q"])
+    _error_line(capsys, code, str(out), os.strerror(getattr(errno, error)))
+
+
+def test_internal_errors_are_one_line_unless_debugging(tmp_path, capsys, monkeypatch):
+    """A bug in vsum: one line saying so and how to see the traceback; VSUM_DEBUG=1 shows it."""
+    import vsum.cli
+    from vsum.cli import main
+
+    def bug(args):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(vsum.cli, "cmd_models", bug)
+    monkeypatch.delenv("VSUM_DEBUG", raising=False)
+    assert main(["models"]) == 1
+    err = capsys.readouterr().err
+    expected = ("vsum: internal error: ZeroDivisionError: division by zero (a bug in vsum; "
+                "rerun with VSUM_DEBUG=1 to see the traceback)")
+    assert err.splitlines() == [expected]
+    monkeypatch.setenv("VSUM_DEBUG", "1")
+    with pytest.raises(ZeroDivisionError):
+        main(["models"])
+
+
+def test_non_utf8_and_case_colliding_names_get_distinct_outputs(tmp_path, capsys):
+    """b"x\\xff.png" crashed the CSV writer after stage 1; Cat.png / cat.png collided on macOS and Windows."""
+    from vsum.cli import main
+
+    names = [b"x\xff.png", b"Cat.png", b"cat.png"]
+    images = _small_images(tmp_path / "imgs", names)
+    out = tmp_path / "run"
+    code = main(["masks", str(images), "--out", str(out), "--batch-size", "3", *TINY])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    with open(out / "metrics.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert sorted(r["image"] for r in rows) == ["Cat.png", "cat.png", "x\\xff.png"]
+    pngs = [p.name for p in (out / "masks").iterdir()]
+    assert len(pngs) == 6 and len({p.casefold() for p in pngs}) == 6
+    assert all(p.isascii() for p in pngs)
+    json.loads((out / "result.json").read_text(encoding="utf-8"))
+
+    preds = tmp_path / "preds.csv"
+    assert main(["classify", str(images), "--out", str(preds), "-q"]) == 0
+    with open(preds, newline="", encoding="utf-8") as fh:
+        assert sorted(r["image"] for r in csv.DictReader(fh)) == ["Cat.png", "cat.png", "x\\xff.png"]

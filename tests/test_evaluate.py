@@ -128,7 +128,10 @@ def _write_class(folder, table, images=("a.png", "b.png")):
     folder.mkdir(parents=True, exist_ok=True)
     for name in images:
         cv2.imwrite(str(folder / name), np.full((40, 40, 3), 128, np.uint8))
-    (folder / "keypoints.json").write_text(table if isinstance(table, str) else json.dumps(table))
+    if isinstance(table, bytes):
+        (folder / "keypoints.json").write_bytes(table)
+    else:
+        (folder / "keypoints.json").write_text(table if isinstance(table, str) else json.dumps(table))
 
 
 @pytest.mark.parametrize("table, message", [
@@ -139,6 +142,7 @@ def _write_class(folder, table, images=("a.png", "b.png")):
     ({"a.png": [[1, "x"]], "b.png": [[1, 2]]}, "must be numbers"),
     ({"a.png": [[1, 2, 3]], "b.png": [[1, 2]]}, r"\[x, y\] or null"),
     ({"a.png": [[1, float("nan")]], "b.png": [[1, 2]]}, "finite"),
+    (b'{"a.png": [[1, 2]], "b.png": [[1, 2]], "caf\xe9": null}', "not UTF-8 text"),  # Latin-1, not UTF-8
 ])
 def test_bad_datasets_give_clear_errors(tmp_path, table, message, capsys):
     _write_class(tmp_path / "ds" / "cls", table)
@@ -166,3 +170,53 @@ def test_config_validation():
     with pytest.raises(VsumError, match="alphas"):
         ev.FlowEvalConfig(alphas=(0.0,))
     assert ev.FlowEvalConfig(methods=("LOM", "nam", "lom")).methods == ("lom", "nam")
+
+
+def _strict_json(text: str):
+    """json.loads that rejects NaN and Infinity (they are not JSON; other parsers refuse them)."""
+    def refuse(token):
+        raise ValueError(f"{token} in JSON output")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_eval_flow_json_never_holds_nan(tmp_path, capsys):
+    """A class with no countable pair had PCK NaN, written as a bare NaN token: now null, and n/a in the table."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "ds" / "cls"
+    folder.mkdir(parents=True)
+    import cv2
+
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(folder / name), rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    (folder / "keypoints.json").write_text(json.dumps({"a.png": [[5, 5], None], "b.png": [None, [9, 9]]}))
+    out = tmp_path / "r.json"
+    assert main(["eval-flow", str(tmp_path / "ds"), "--proposals", "20", "--out", str(out), "-q"]) == 0
+    result = _strict_json(out.read_text())
+    assert result["classes"][0]["methods"]["lom"]["pck"] == {"0.05": None, "0.1": None, "0.2": None}
+    assert result["mean"]["lom"] == {"0.05": None, "0.1": None, "0.2": None}
+    assert "n/a" in capsys.readouterr().out
+
+
+def test_max_side_has_a_default_that_leaves_small_images_alone(tmp_path, capsys):
+    assert ev.FlowEvalConfig().max_side == ev.DEFAULT_MAX_SIDE == 1024
+    assert ev.FlowEvalConfig(max_side=None).max_side is None
+    from vsum.cli import build_parser
+
+    assert build_parser().parse_args(["eval-flow", "ds"]).max_side == 1024
+    assert build_parser().parse_args(["eval-flow", "ds", "--max-side", "0"]).max_side == 0  # 0: full resolution
+    import cv2
+
+    folder = tmp_path / "ds" / "cls"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    cv2.imwrite(str(folder / "a.png"), rng.integers(0, 256, (60, 1100, 3), dtype=np.uint8))
+    cv2.imwrite(str(folder / "b.png"), rng.integers(0, 256, (60, 300, 3), dtype=np.uint8))
+    (folder / "keypoints.json").write_text(json.dumps({"a.png": [[1000, 10]], "b.png": [[100, 10]]}))
+    seen = {}
+
+    def flow_fn(a, b, method):
+        seen[a.rgb.shape] = a.scale
+        return (np.zeros(a.rgb.shape[:2], np.float32),) * 2
+
+    ev.evaluate_flow(tmp_path / "ds", ev.FlowEvalConfig(num_proposals=10), flow_fn=flow_fn)
+    assert seen == {(56, 1024, 3): pytest.approx(1024 / 1100), (60, 300, 3): 1.0}

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import torch
 
-from .io import ImageSkip, atomic_write_csv, list_images, read_image
+from .io import ImageSkip, atomic_write_csv, display_name, list_images, read_image
 from .models import Classifier
 from .preprocess import eval_crop
 
@@ -99,14 +99,17 @@ def classify(
 
 
 def write_predictions_csv(predictions: Sequence[Prediction], path: str | Path, classifier: Classifier, top: int) -> None:
-    """One row per image: ``image, top1, top1_name, p_top1, top2 .. topK, status``."""
+    """One row per image: ``image, top1, top1_name, p_top1, top2 .. topK, status``.
+
+    ``image`` is the file name as :func:`vsum.io.display_name` shows it (valid UTF-8).
+    """
     header = ["image", "top1", "top1_name", "p_top1"] + [f"top{k}" for k in range(2, top + 1)] + ["status"]
     rows = []
     for p in predictions:
         if p.indices:
-            row = [p.image.name, p.top1, classifier.class_name(p.top1), f"{p.probabilities[0]:.6g}"]
+            row = [display_name(p.image), p.top1, classifier.class_name(p.top1), f"{p.probabilities[0]:.6g}"]
             row += list(p.indices[1:top]) + [""] * (top - len(p.indices))
         else:
-            row = [p.image.name, "", "", ""] + [""] * (top - 1)
+            row = [display_name(p.image), "", "", ""] + [""] * (top - 1)
         rows.append(row + [p.status])
     atomic_write_csv(path, header, rows)

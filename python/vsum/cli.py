@@ -1,17 +1,63 @@
 """The ``vsum`` command.
 
-Sub-commands: ``demo``, ``models``, ``classify``, ``masks``, ``summarize``, ``eval-flow``. Every user error ends with
-one ``vsum: error: ...`` line and exit status 2, never a traceback.
+Sub-commands: ``demo``, ``models``, ``classify``, ``masks``, ``summarize``, ``eval-flow``. Every user or environment
+error (bad option values, unusable input or output paths, permission denied, a full disk) ends with one
+``vsum: error: ...`` line and exit status 2, never a traceback; a bad image file is skipped with its reason and the
+run goes on.  An unexpected exception (a bug) prints one ``vsum: internal error: ...`` line and exits with status 1;
+``VSUM_DEBUG=1`` shows its traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 
 from ._version import __version__
 from .errors import VsumError
+
+#: Largest ``--seed``: the selective-search seed of stage 2 is 32-bit (torch accepts it too).
+MAX_SEED = 2**32 - 1
+#: ``--threads`` may be at most this many times the number of CPUs (``os.cpu_count()``).
+THREADS_PER_CPU = 4
+
+
+class _UsageError(Exception):
+    """A command line argparse rejects; ``main`` prints it as one ``vsum: error:`` line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``vsum: error: <what> (see `vsum masks --help`)``, status 2."""
+
+    def error(self, message: str):
+        raise _UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _int_option(low: int, high: int | None = None, *, high_text: str | None = None):
+    """An argparse type: a plain ASCII integer in ``low..high`` (``high`` None: no upper bound)."""
+
+    def parse(text: str) -> int:
+        if not re.fullmatch(r"[+-]?[0-9]+", text.strip()):
+            raise argparse.ArgumentTypeError(f"expected an integer; got {text!r}")
+        value = int(text)
+        top = high_text or (str(high) if high is not None else None)
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be an integer in {low}..{top}; got {value}" if top
+                                             else f"must be an integer >= {low}; got {value}")
+        return value
+
+    return parse
+
+
+def max_threads() -> int:
+    """The largest ``--threads``: :data:`THREADS_PER_CPU` x ``os.cpu_count()``."""
+    return THREADS_PER_CPU * (os.cpu_count() or 1)
+
+
+_THREADS = _int_option(1, max_threads(), high_text=f"{max_threads()} ({THREADS_PER_CPU} x the {os.cpu_count() or 1} CPUs)")
+_SEED = _int_option(0, MAX_SEED, high_text="2**32-1")
+_POSITIVE = _int_option(1)
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -21,8 +67,44 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
                         help="state-dict file for the model, or 'random' (plumbing tests only)")
     parser.add_argument("--offline", action="store_true", help="never download weights")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch and the compiled core (default: their choice)")
+    _add_threads_option(parser, "CPU threads for torch and the compiled core")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+
+
+def _add_threads_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--threads", type=_THREADS, default=None,
+                        help=f"{what}, 1..{THREADS_PER_CPU} x the CPUs (default: every CPU)")
+
+
+def _check_out_folder(path: str) -> None:
+    """``--out`` of a run folder: not an existing file, creatable, writable; checked before any work."""
+    from .io import display_text
+
+    folder = os.path.abspath(path)
+    shown = display_text(path)
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise VsumError(f"--out {shown} is an existing file, not a folder; give a folder name")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise VsumError(f"--out {shown}: cannot create the folder ({exc.strerror or exc})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise VsumError(f"--out {shown}: the folder is not writable (Permission denied)")
+
+
+def _check_out_file(path: str) -> None:
+    """``--out`` of a single output file: not a folder, in a writable folder; checked before any work."""
+    from .io import display_text
+
+    target = os.path.abspath(path)
+    shown = display_text(path)
+    if os.path.isdir(target):
+        raise VsumError(f"--out {shown} is an existing folder; give a file name")
+    parent = os.path.dirname(target)
+    if os.path.exists(parent) and not os.path.isdir(parent):
+        raise VsumError(f"--out {shown}: {display_text(parent)} is a file, not a folder (Not a directory)")
+    if os.path.isdir(parent) and not os.access(parent, os.W_OK | os.X_OK):
+        raise VsumError(f"--out {shown}: the folder {display_text(parent)} is not writable (Permission denied)")
 
 
 def _set_threads(threads: int | None) -> None:
@@ -50,7 +132,7 @@ def resolve_target(value: str | None, class_names: list[str]) -> int | None:
     if value is None:
         return None
     text = value.strip()
-    if text.lstrip("-").isdigit():
+    if re.fullmatch(r"[+-]?[0-9]+", text):  # ASCII digits only: str.isdigit() accepts '²', which int() rejects
         index = int(text)
     else:
         matches = [i for i, name in enumerate(class_names) if name.lower() == text.lower()]
@@ -85,6 +167,7 @@ _PAPER_MODELS = ("alexnet", "vgg16", "googlenet", "inception_v3", "resnet50")
 def cmd_classify(args) -> int:
     from .classify import classify, write_predictions_csv
 
+    _check_out_file(args.out)
     classifier = _load(args)
     predictions = classify(args.images, classifier, top=args.top, batch_size=args.batch_size, progress=not args.quiet)
     top = max(1, min(args.top, classifier.num_classes))
@@ -105,6 +188,7 @@ def cmd_masks(args) -> int:
         images = demo_image_paths()
     else:
         images = args.images[0] if len(args.images) == 1 else args.images
+    _check_out_folder(args.out)
     classifier = _load(args)
     target = resolve_target(args.target, classifier.class_names)
     config = MaskConfig(batch_size=args.batch_size, seed=args.seed,
@@ -146,11 +230,9 @@ def cmd_summarize(args) -> int:
     from .pipeline import PipelineConfig, summarize
     from .proposals import ProposalConfig
 
+    _check_out_folder(args.out)
     classifier = _load(args)
     target = resolve_target(args.target, classifier.class_names)
-    for flag, value in (("--smooth-iters", args.smooth_iters), ("--sharp-iters", args.sharp_iters)):
-        if value is not None and value < 1:
-            raise VsumError(f"{flag} must be >= 1; got {value}")
     try:
         config = PipelineConfig(
             masks=MaskConfig(batch_size=args.batch_size, seed=args.seed).with_iterations(args.smooth_iters,
@@ -167,6 +249,7 @@ def cmd_summarize(args) -> int:
 def cmd_demo(args) -> int:
     from .demo import DemoConfig, run_demo
 
+    _check_out_folder(args.out)
     classifier = _load(args)
     try:
         given = {"views": args.views, "smooth_iterations": args.smooth_iters, "sharp_iterations": args.sharp_iters}
@@ -208,14 +291,16 @@ def cmd_eval_flow(args) -> int:
     if "all" in methods:
         methods = ["nam", "phm", "lom"]
     config = FlowEvalConfig(methods=tuple(methods), num_proposals=args.proposals, seed=args.seed, fill=args.fill,
-                            max_side=args.max_side)
+                            max_side=args.max_side or None)
+    if args.out:
+        _check_out_file(args.out)
     _set_threads(args.threads)
     result = evaluate_flow(args.dataset, config, progress=not args.quiet)
     if args.out:
         atomic_write_json(args.out, result)
     print(format_table(result))
     pairs = sum(c["pairs"] for c in result["classes"])
-    means = ", ".join(f"{m.upper()} {r['0.1']:.3f}" for m, r in result["mean"].items() if "0.1" in r)
+    means = ", ".join(f"{m.upper()} {r['0.1']:.3f}" for m, r in result["mean"].items() if r.get("0.1") is not None)
     print(f"{len(result['classes'])} classes, {pairs} ordered pairs, {result['seconds']['total']:.0f} s "
           f"(stages 2-3 {result['seconds']['prepare']:.0f} s)." + (f" Mean PCK@0.1: {means}." if means else "")
           + (f" Results in {args.out}." if args.out else ""))
@@ -223,7 +308,7 @@ def cmd_eval_flow(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vsum", description="Visual summaries of what an image classifier relies on.")
+    parser = _Parser(prog="vsum", description="Visual summaries of what an image classifier relies on.")
     parser.add_argument("--version", action="version", version=f"vsum {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -235,10 +320,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .demo import DemoConfig
 
     demo_defaults = DemoConfig()
-    demo.add_argument("--views", type=int, default=None, help=f"images in the demo class (default {demo_defaults.views})")
-    demo.add_argument("--smooth-iters", type=int, default=None,
+    demo.add_argument("--views", type=_POSITIVE, default=None, help=f"images in the demo class (default {demo_defaults.views})")
+    demo.add_argument("--smooth-iters", type=_POSITIVE, default=None,
                       help=f"smooth-pass iterations (default {demo_defaults.smooth_iterations}; published 300)")
-    demo.add_argument("--sharp-iters", type=int, default=None,
+    demo.add_argument("--sharp-iters", type=_POSITIVE, default=None,
                       help=f"sharp-pass iterations (default {demo_defaults.sharp_iterations}; published 150)")
     demo.add_argument("--force", action="store_true", help="recompute every stage, ignoring the cache")
     demo.add_argument("--wait", action="store_true", help=_WAIT_HELP)
@@ -251,8 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     classify = sub.add_parser("classify", help="top-k predictions per image (CSV)")
     classify.add_argument("images", help="image folder or file")
     _add_model_options(classify)
-    classify.add_argument("--top", type=int, default=5, help="classes per image (default 5)")
-    classify.add_argument("--batch-size", type=int, default=32)
+    classify.add_argument("--top", type=_POSITIVE, default=5, help="classes per image (default 5)")
+    classify.add_argument("--batch-size", type=_POSITIVE, default=32, help="images per forward pass (default 32)")
     classify.add_argument("--out", "-o", required=True, help="CSV file to write")
     classify.set_defaults(func=cmd_classify)
 
@@ -264,10 +349,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="class index or name to explain (default: each image's top-1 class)")
     masks.add_argument("--keep-misclassified", action="store_true",
                        help="explain images whose top-1 class is not the target instead of skipping them")
-    masks.add_argument("--batch-size", type=int, default=8, help="images optimised together (default 8)")
-    masks.add_argument("--seed", type=int, default=0)
-    masks.add_argument("--smooth-iters", type=int, default=None, help="smooth-pass iterations (default 300)")
-    masks.add_argument("--sharp-iters", type=int, default=None, help="sharp-pass iterations (default 150)")
+    masks.add_argument("--batch-size", type=_POSITIVE, default=8, help="images optimised together (default 8)")
+    masks.add_argument("--seed", type=_SEED, default=0, help="seeds torch before each batch (0..2**32-1)")
+    masks.add_argument("--smooth-iters", type=_POSITIVE, default=None, help="smooth-pass iterations (default 300)")
+    masks.add_argument("--sharp-iters", type=_POSITIVE, default=None, help="sharp-pass iterations (default 150)")
     masks.add_argument("--out", "-o", required=True, help="output folder")
     masks.add_argument("--wait", action="store_true", help=_WAIT_HELP)
     masks.set_defaults(func=cmd_masks)
@@ -281,11 +366,12 @@ def build_parser() -> argparse.ArgumentParser:
     summarize.add_argument("--target", "-t", default=None,
                            help="class index or name (default: each image's top-1 class)")
     summarize.add_argument("--out", "-o", required=True, help="run folder")
-    summarize.add_argument("--smooth-iters", type=int, default=None, help="smooth-pass iterations (default 300)")
-    summarize.add_argument("--sharp-iters", type=int, default=None, help="sharp-pass iterations (default 150)")
-    summarize.add_argument("--proposals", type=int, default=500, help="selective-search proposals per image (default 500)")
-    summarize.add_argument("--batch-size", type=int, default=8, help="images optimised together in stage 1 (default 8)")
-    summarize.add_argument("--seed", type=int, default=0, help="seed of stage 1 and of the proposal ranking")
+    summarize.add_argument("--smooth-iters", type=_POSITIVE, default=None, help="smooth-pass iterations (default 300)")
+    summarize.add_argument("--sharp-iters", type=_POSITIVE, default=None, help="sharp-pass iterations (default 150)")
+    summarize.add_argument("--proposals", type=_POSITIVE, default=500, help="selective-search proposals per image (default 500)")
+    summarize.add_argument("--batch-size", type=_POSITIVE, default=8, help="images optimised together in stage 1 (default 8)")
+    summarize.add_argument("--seed", type=_SEED, default=0,
+                           help="seed of stage 1 and of the proposal ranking (0..2**32-1)")
     summarize.add_argument("--force", action="store_true", help="recompute every stage, ignoring the cache")
     summarize.add_argument("--wait", action="store_true", help=_WAIT_HELP)
     summarize.set_defaults(func=cmd_summarize)
@@ -295,30 +381,55 @@ def build_parser() -> argparse.ArgumentParser:
                               "keypoints to B through the dense flow and report PCK at alpha 0.05/0.1/0.2 "
                               "(per class, then the mean over classes). DATASET holds one folder per class with "
                               "images and keypoints.json ({file name: [[x, y] or null, ...]}).")
+    from .evaluate import DEFAULT_MAX_SIDE
+
     evalflow.add_argument("dataset", help="keypoint dataset folder (one sub-folder per class)")
     evalflow.add_argument("--method", action="append", default=[], metavar="{nam,phm,lom,all}",
                           help="matcher(s) to evaluate; repeat or comma-separate (default: lom)")
     evalflow.add_argument("--fill", choices=["fgs", "nearest", "sd"], default="fgs",
                           help="hole filling of the dense flow (default: fgs, the edge-aware fast global smoother)")
-    evalflow.add_argument("--proposals", type=int, default=500, help="selective-search proposals per image (default 500)")
-    evalflow.add_argument("--seed", type=int, default=0, help="selective-search ranking seed")
-    evalflow.add_argument("--max-side", type=int, default=None, help="downscale images whose longer side exceeds this")
-    evalflow.add_argument("--threads", type=int, default=None, help="threads of the compiled core")
+    evalflow.add_argument("--proposals", type=_POSITIVE, default=500, help="selective-search proposals per image (default 500)")
+    evalflow.add_argument("--seed", type=_SEED, default=0, help="selective-search ranking seed (0..2**32-1)")
+    evalflow.add_argument("--max-side", type=_int_option(0), default=DEFAULT_MAX_SIDE,
+                          help=f"downscale images whose longer side exceeds this many pixels, keypoints with them "
+                               f"(default {DEFAULT_MAX_SIDE}; 0: full resolution)")
+    _add_threads_option(evalflow, "threads of the compiled core")
     evalflow.add_argument("--out", "-o", default=None, help="write the full result as JSON here")
     evalflow.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     evalflow.set_defaults(func=cmd_eval_flow)
     return parser
 
 
+def _os_error_text(exc: OSError) -> str:
+    """``<path>: <reason>`` of an OSError (both paths for a rename), valid UTF-8."""
+    from .io import display_text
+
+    reason = exc.strerror or str(exc)
+    paths = [display_text(os.fsdecode(p)) for p in (exc.filename, exc.filename2) if p is not None]
+    return f"{' -> '.join(paths)}: {reason}" if paths else reason
+
+
+def _backslash_stdout() -> None:
+    """Print names that are not valid UTF-8 with ``\\xNN`` instead of failing (stderr already does)."""
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        try:
+            reconfigure(errors="backslashreplace")
+        except (ValueError, OSError):
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
+    _backslash_stdout()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as exc:
+        print(f"vsum: error: {exc}", file=sys.stderr)
+        return 2
     try:
         return args.func(args)
     except VsumError as exc:
-        print(f"vsum: error: {exc}", file=sys.stderr)
-        return 2
-    except FileNotFoundError as exc:
         print(f"vsum: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -328,6 +439,18 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except OSError as exc:  # the environment: missing files, permissions, a full disk, a read-only file system
+        print(f"vsum: error: {_os_error_text(exc)}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("vsum: error: out of memory (try a smaller --batch-size or fewer images)", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug: one line by default, the traceback with VSUM_DEBUG=1
+        if os.environ.get("VSUM_DEBUG") == "1":
+            raise
+        print(f"vsum: internal error: {type(exc).__name__}: {exc} (a bug in vsum; rerun with VSUM_DEBUG=1 to see "
+              f"the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -48,6 +48,11 @@ __all__ = [
 
 ALPHAS = (0.05, 0.1, 0.2)
 KEYPOINTS_FILE = "keypoints.json"
+#: Default :attr:`FlowEvalConfig.max_side`: images are evaluated with their longer side at most this many pixels.
+#: Proposal flow works on 500 boxes and 8-pixel HOG cells whatever the size, so a 12-Mpixel photo at full
+#: resolution costs gigabytes (its flow fields, warps and fill) and adds no accuracy; PF-WILLOW images are about
+#: 300 pixels, so 1024 changes nothing on them.
+DEFAULT_MAX_SIDE = 1024
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
@@ -72,8 +77,9 @@ class FlowEvalConfig:
     order : {"sequential", "parallel"}
         LOM update order (:func:`vsum.flow.match`).
     max_side : int or None
-        When set, images whose longer side exceeds it are downscaled (keypoints
-        scaled with them, PCK measured in the downscaled frame).
+        Images whose longer side exceeds it are downscaled (keypoints scaled
+        with them, PCK measured in the downscaled frame); default
+        :data:`DEFAULT_MAX_SIDE` (1024), None keeps full resolution.
     """
 
     methods: tuple[str, ...] = ("lom",)
@@ -82,7 +88,7 @@ class FlowEvalConfig:
     seed: int = 0
     fill: str = "fgs"
     order: str = "sequential"
-    max_side: int | None = None
+    max_side: int | None = DEFAULT_MAX_SIDE
 
     def __post_init__(self):
         from .flow import FILLS, LOM_ORDERS, METHODS
@@ -141,11 +147,16 @@ def _parse_point(value, where: str) -> tuple[float, float]:
 
 
 def _load_class(folder: Path) -> KeypointClass:
+    from .io import display_text
+
     file = folder / KEYPOINTS_FILE
     try:
         table = json.loads(file.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise VsumError(f"{display_text(str(file))}: not UTF-8 text (byte {exc.start}: {exc.reason}); "
+                        f"save it as UTF-8 JSON") from None
     except json.JSONDecodeError as exc:
-        raise VsumError(f"{file}: not valid JSON ({exc})") from None
+        raise VsumError(f"{display_text(str(file))}: not valid JSON ({exc})") from None
     if not isinstance(table, dict) or not table:
         raise VsumError(f"{file}: must be a non-empty mapping from image file name to a list of [x, y] points")
     names = sorted(table)
@@ -159,7 +170,7 @@ def _load_class(folder: Path) -> KeypointClass:
             raise VsumError(f"{file}: image {name!r} not found in {folder}")
         paths.append(path)
         rows.append([_parse_point(p, f"{file} [{name!r}][{k}]") for k, p in enumerate(table[name])])
-    return KeypointClass(name=folder.name, paths=paths, points=np.asarray(rows, dtype=np.float64).reshape(len(names), -1, 2))
+    return KeypointClass(name=display_text(folder.name), paths=paths, points=np.asarray(rows, dtype=np.float64).reshape(len(names), -1, 2))
 
 
 def load_keypoint_dataset(root) -> list[KeypointClass]:
@@ -280,12 +291,12 @@ def _flow(a: PreparedImage, b: PreparedImage, method: str, config: FlowEvalConfi
 
 
 def _read(path: Path, max_side: int | None) -> tuple[np.ndarray, float]:
-    from .io import ImageSkip, downscale_longest_side, read_image
+    from .io import ImageSkip, display_text, downscale_longest_side, read_image
 
     try:
         rgb = read_image(path).rgb
     except ImageSkip as exc:
-        raise VsumError(f"{path}: {exc}") from None
+        raise VsumError(f"{display_text(str(path))}: {exc}") from None
     scale = 1.0
     if max_side is not None and max(rgb.shape[:2]) > max_side:
         small = downscale_longest_side(rgb, max_side)
@@ -321,6 +332,7 @@ def evaluate_flow(root, config: FlowEvalConfig | None = None, *, progress: bool 
     from tqdm.auto import tqdm
 
     from .flow import transfer_points
+    from .io import display_text, json_float
 
     config = config or FlowEvalConfig()
     classes = load_keypoint_dataset(root)
@@ -363,7 +375,7 @@ def evaluate_flow(root, config: FlowEvalConfig | None = None, *, progress: bool 
             method_seconds[method] += seconds
             mean = np.mean(values, axis=0) if values else np.full(len(config.alphas), np.nan)
             entry["methods"][method] = {
-                "pck": {str(a): float(v) for a, v in zip(config.alphas, mean)},
+                "pck": {str(a): json_float(v) for a, v in zip(config.alphas, mean)},  # None: no pair counted
                 "pairs_counted": len(values),
                 "keypoints_counted": counted,
                 "seconds": round(seconds, 3),
@@ -374,10 +386,10 @@ def evaluate_flow(root, config: FlowEvalConfig | None = None, *, progress: bool 
     for method in config.methods:
         rows = [[c["methods"][method]["pck"][str(a)] for a in config.alphas] for c in per_class
                 if c["methods"][method]["pairs_counted"]]
-        means[method] = {str(a): (float(v) if rows else math.nan)
+        means[method] = {str(a): (json_float(v) if rows else None)
                          for a, v in zip(config.alphas, np.mean(rows, axis=0) if rows else config.alphas)}
     return {
-        "dataset": str(Path(root)),
+        "dataset": display_text(str(Path(root))),
         "config": asdict(config),
         "classes": per_class,
         "mean": means,
@@ -386,17 +398,23 @@ def evaluate_flow(root, config: FlowEvalConfig | None = None, *, progress: bool 
     }
 
 
+def _pck_text(value, bold: bool = False) -> str:
+    """A PCK for the table: 3 decimals, ``n/a`` when no pair was counted (None)."""
+    text = "n/a" if value is None else f"{value:.3f}"
+    return f"**{text}**" if bold else text
+
+
 def format_table(result: dict) -> str:
-    """Markdown table of an :func:`evaluate_flow` result: one row per class and method."""
+    """Markdown table of an :func:`evaluate_flow` result: one row per class and method (``n/a``: no pair counted)."""
     alphas = [str(a) for a in result["config"]["alphas"]]
     lines = ["| class | method | " + " | ".join(f"PCK@{a}" for a in alphas) + " | pairs |",
              "|---|---|" + "---:|" * (len(alphas) + 1)]
     for c in result["classes"]:
         for m, r in c["methods"].items():
-            lines.append(f"| {c['name']} | {m.upper()} | " + " | ".join(f"{r['pck'][a]:.3f}" for a in alphas)
+            lines.append(f"| {c['name']} | {m.upper()} | " + " | ".join(_pck_text(r["pck"][a]) for a in alphas)
                          + f" | {r['pairs_counted']} |")
     for m, r in result["mean"].items():
-        lines.append(f"| **mean** | **{m.upper()}** | " + " | ".join(f"**{r[a]:.3f}**" for a in alphas) + " | |")
+        lines.append(f"| **mean** | **{m.upper()}** | " + " | ".join(_pck_text(r[a], True) for a in alphas) + " | |")
     return "\n".join(lines)
 
 

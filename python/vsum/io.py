@@ -2,7 +2,10 @@
 
 Every reader here turns a file into an ``(H, W, 3) uint8`` RGB array or raises
 :class:`ImageSkip` with a short reason that a run records and moves past: a
-run never dies on one bad image.
+run never dies on one bad image.  File names written into text outputs go
+through :func:`display_name` (valid UTF-8 whatever the file system holds) and
+per-image output files are named by :func:`unique_stems` (distinct on
+case-insensitive file systems).
 """
 
 from __future__ import annotations
@@ -13,14 +16,17 @@ import io
 import json
 import math
 import os
+import re
+import stat
 import tempfile
+import unicodedata
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -45,8 +51,9 @@ class ImageRecord:
     rgb : ndarray, shape (H, W, 3), uint8
         The decoded picture in RGB order.
     note : str
-        What was converted on the way (``"grayscale->rgb"``, ``"rgba->rgb"``,
-        ``"16-bit->8-bit"``, ...), empty when nothing was.
+        What was converted on the way (``"grayscale->rgb"``, ``"alpha composited
+        on white"``, ``"16-bit->8-bit"``, ``"exif orientation 6 applied"``,
+        ``"first of 3 frames"``, ``"downscaled"``, ...), empty when nothing was.
     """
 
     path: Path
@@ -54,32 +61,68 @@ class ImageRecord:
     note: str = ""
 
 
+def _is_candidate(path: Path) -> bool:
+    """An entry of a folder that counts as an input: an image suffix and not a folder.
+
+    Broken symbolic links and other non-regular files (FIFOs, devices) with an
+    image suffix are candidates, so that a run lists them as skipped with the
+    reason instead of dropping them silently.
+    """
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.is_dir()
+
+
 def list_images(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
     """Image files of a folder (sorted by name), a single file, or a list of paths.
 
     Files are selected by suffix (case-insensitive) so that an unreadable file
-    with an image suffix is reported as skipped rather than silently ignored.
+    with an image suffix is reported as skipped rather than silently ignored;
+    this includes broken symbolic links and other entries that are not regular
+    files (:func:`read_image` skips them with the reason).  Sub-folders are
+    not inputs.
 
     Raises
     ------
     FileNotFoundError
-        When a folder or file does not exist.
+        When a folder or file does not exist (a broken symbolic link given by
+        name exists: it is listed).
     """
     if isinstance(source, (str, os.PathLike)):
         root = Path(source)
-        if not root.exists():
-            raise FileNotFoundError(f"no such file or folder: {root}")
-        if root.is_file():
+        if not root.exists() and not root.is_symlink():
+            raise FileNotFoundError(f"no such file or folder: {display_text(str(root))}")
+        if not root.is_dir():
             return [root]
-        return sorted(
-            (p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
-            key=lambda p: p.name,
-        )
+        return sorted((p for p in root.iterdir() if _is_candidate(p)), key=lambda p: p.name)
     paths = [Path(p) for p in source]
-    missing = [str(p) for p in paths if not p.is_file()]
+    missing = [p for p in paths if not p.is_symlink() and not p.is_file()]
     if missing:
-        raise FileNotFoundError(f"no such image file: {missing[0]}")
+        raise FileNotFoundError(f"no such image file: {display_text(str(missing[0]))}")
     return paths
+
+
+def display_text(text: str) -> str:
+    """A file-system string as valid UTF-8 text: undecodable bytes shown as ``\\xNN``.
+
+    Python decodes file names that are not valid UTF-8 with surrogate escapes
+    (``os.fsdecode``); such strings cannot be encoded into a UTF-8 text file.
+    This is the one rule vsum applies wherever a file name is written into a
+    text output (CSV, JSON, HTML, messages): ``b"x\\xff.png"`` becomes
+    ``"x\\\\xff.png"`` (a backslash, then ``xff``).  Valid names are unchanged.
+    """
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that is no escaped byte (not from os.fsdecode)
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def display_name(path: str | os.PathLike) -> str:
+    """The file name of ``path`` (no folder) for text outputs, by :func:`display_text`."""
+    return display_text(Path(path).name)
 
 
 def _to_rgb_uint8(img: Image.Image) -> tuple[np.ndarray, list[str]]:
@@ -112,8 +155,88 @@ def _to_rgb_uint8(img: Image.Image) -> tuple[np.ndarray, list[str]]:
     return np.asarray(img.convert("RGB"), dtype=np.uint8), notes
 
 
+def _open_regular(path: Path):
+    """Open ``path`` for reading after checking it is a non-empty regular file; raises ImageSkip otherwise."""
+    if path.is_symlink() and not path.exists():
+        raise ImageSkip(f"broken symbolic link (to {display_text(os.readlink(path))})")
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise ImageSkip(f"unreadable file ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(info.st_mode):  # FIFOs and devices: opening one could block forever
+        raise ImageSkip("not a regular file")
+    if info.st_size == 0:
+        raise ImageSkip("empty file (0 bytes)")
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise ImageSkip(f"unreadable file ({exc.strerror or exc})") from None
+
+
+def _check_size(width: int, height: int) -> None:
+    """Raise ImageSkip for images over :data:`MAX_PIXELS` or with a side under :data:`MIN_SIDE`."""
+    if width * height > MAX_PIXELS:
+        raise ImageSkip(f"image too large ({width}x{height} = {width * height} pixels > {MAX_PIXELS})")
+    if min(width, height) < MIN_SIDE:
+        raise ImageSkip(f"image too small ({width}x{height}; both sides must be >= {MIN_SIDE} px)")
+
+
+def _let_vsum_enforce_the_pixel_limit() -> None:
+    """Raise Pillow's own decompression-bomb limit to :data:`MAX_PIXELS` when it is lower.
+
+    Pillow warns above ``Image.MAX_IMAGE_PIXELS`` (89 Mpixel by default) and
+    raises above twice that, before vsum sees the size; vsum's documented
+    limit is :data:`MAX_PIXELS`, checked by :func:`_check_size` from the header
+    before any pixel is decoded.  Pillow's guard stays on above the limit.
+    (This sets a Pillow global for the process; it only ever raises it.)
+    """
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and limit < MAX_PIXELS:
+        Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+
+def _exif_upright(img: Image.Image) -> tuple[Image.Image, list[str]]:
+    """Apply the EXIF orientation tag (``ImageOps.exif_transpose``); returns the image and the note made."""
+    try:
+        orientation = img.getexif().get(0x0112, 1)
+    except Exception as exc:  # noqa: BLE001 - damaged EXIF: the pixels are still usable
+        return img, [f"exif unreadable, orientation ignored ({type(exc).__name__})"]
+    if orientation in (None, 1):
+        return img, []
+    if orientation not in range(2, 9):
+        return img, [f"exif orientation {orientation} invalid, ignored"]
+    return ImageOps.exif_transpose(img), [f"exif orientation {orientation} applied"]
+
+
+def _frame_note(img: Image.Image) -> list[str]:
+    """``"first of N frames"`` for animations and multi-page files (only the first frame is used)."""
+    try:
+        frames = int(getattr(img, "n_frames", 1))
+    except Exception as exc:  # noqa: BLE001 - a damaged later page does not spoil the first one
+        return [f"first frame used; later frames unreadable ({type(exc).__name__}: {exc})"]
+    return [f"first of {frames} frames"] if frames > 1 else []
+
+
+def _decode(fh, max_side: int | None) -> tuple[np.ndarray, list[str]]:
+    """Decode the first frame of an open image file into RGB uint8; returns the array and the notes."""
+    _let_vsum_enforce_the_pixel_limit()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pillow's warnings about damaged metadata: the outcome is what counts
+        with Image.open(fh) as img:
+            _check_size(*img.size)
+            if max_side is not None and img.format == "JPEG":
+                img.draft("RGB", (4 * max_side, 4 * max_side))
+            img.load()
+            upright, notes = _exif_upright(img)
+            rgb, conversions = _to_rgb_uint8(upright)
+            return rgb, notes + conversions + _frame_note(img)
+
+
 def read_image(path: str | os.PathLike, max_side: int | None = None) -> ImageRecord:
     """Decode one image file into RGB uint8.
+
+    Only the first frame of an animation or a multi-page file is used; the
+    EXIF orientation is applied (the array is the picture as viewers show it).
 
     Parameters
     ----------
@@ -132,68 +255,83 @@ def read_image(path: str | os.PathLike, max_side: int | None = None) -> ImageRec
     Raises
     ------
     ImageSkip
-        Zero-byte, truncated, corrupt, unsupported, too small (either side
-        < ``MIN_SIDE``) or too large (> ``MAX_PIXELS`` pixels) files, with the
-        reason as the message.
+        Broken symbolic links, files that are not regular files or cannot be
+        opened, zero-byte, truncated, corrupt, unsupported, too small (either
+        side < ``MIN_SIDE``) or too large (> ``MAX_PIXELS`` pixels, checked
+        from the header before decoding) files, with the reason as the
+        message.  Whatever the decoder raises on a damaged file becomes an
+        ImageSkip whose reason names the exception.
     """
     path = Path(path)
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise ImageSkip(f"unreadable file ({exc.strerror or exc})") from None
-    if size == 0:
-        raise ImageSkip("empty file (0 bytes)")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                width, height = img.size
-                if width * height > MAX_PIXELS:
-                    raise ImageSkip(f"image too large ({width}x{height} > {MAX_PIXELS} pixels)")
-                if min(width, height) < MIN_SIDE:
-                    raise ImageSkip(f"image too small ({width}x{height}; both sides must be >= {MIN_SIDE} px)")
-                if max_side is not None and img.format == "JPEG":
-                    img.draft("RGB", (4 * max_side, 4 * max_side))
-                img.load()
-                if getattr(img, "n_frames", 1) > 1:
-                    img.seek(0)
-                rgb, notes = _to_rgb_uint8(img)
-    except ImageSkip:
-        raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageSkip(f"not a readable image ({type(exc).__name__})") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageSkip(f"corrupt or truncated image ({exc})") from None
+    with _open_regular(path) as fh:
+        try:
+            rgb, notes = _decode(fh, max_side)
+        except ImageSkip:
+            raise
+        except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
+            raise ImageSkip(f"not a readable image ({type(exc).__name__})") from None
+        except MemoryError:
+            raise ImageSkip("not enough memory to decode the image") from None
+        except (OSError, SyntaxError) as exc:
+            raise ImageSkip(f"corrupt or truncated image ({exc})") from None
+        except Exception as exc:  # noqa: BLE001 - Pillow raises TypeError, KeyError, ... on damaged files
+            raise ImageSkip(f"corrupt image ({type(exc).__name__}: {exc})") from None
     if max_side is not None and max(rgb.shape[:2]) > 4 * max_side:
-        rgb = downscale_longest_side(rgb, 4 * max_side)
+        rgb = downscale_longest_side(rgb, 4 * max_side, shortest=MIN_SIDE)
         notes.append("downscaled")
     return ImageRecord(path=path, rgb=np.ascontiguousarray(rgb), note=", ".join(notes))
 
 
-def downscale_longest_side(rgb: np.ndarray, longest: int) -> np.ndarray:
-    """Area-downscale ``(H, W, 3) uint8`` so that ``max(H, W) == longest``."""
+def downscale_longest_side(rgb: np.ndarray, longest: int, shortest: int = 1) -> np.ndarray:
+    """Area-downscale ``(H, W, 3) uint8`` so that ``max(H, W) == longest``.
+
+    The shorter side keeps the aspect ratio but is never made smaller than
+    ``shortest`` pixels (nor than it was): a very elongated image is squeezed
+    a little rather than reduced to a line.
+    """
     h, w = rgb.shape[:2]
     scale = longest / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    floor = min(shortest, h, w)
+    size = (max(floor, round(w * scale)), max(floor, round(h * scale)))
     return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BOX), dtype=np.uint8)
 
 
-def unique_stems(paths: Sequence[Path]) -> list[str]:
-    """File stems, made unique by appending the suffix where two files share one.
+_UNSAFE_IN_NAMES = re.compile(r'[\x00-\x1f\x7f\\/:*?"<>|]')
 
-    ``[a.jpg, a.png, b.jpg]`` gives ``["a_jpg", "a_png", "b"]``; the names of
-    the per-image outputs (mask PNGs, report rows) of a run.
+
+def _safe_stem(path: Path) -> str:
+    """The stem as a portable file-name part: valid UTF-8, no character Windows or macOS forbids."""
+    return _UNSAFE_IN_NAMES.sub("_", display_text(Path(path).stem)) or "_"
+
+
+def _fold(name: str) -> str:
+    """The comparison key of case-insensitive file systems (macOS, Windows): NFC, then case-folded."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def unique_stems(paths: Sequence[Path]) -> list[str]:
+    """Per-image output names: file stems, distinct even on case-insensitive file systems.
+
+    ``[a.jpg, a.png, b.jpg]`` gives ``["a_jpg", "a_png", "b"]``: stems shared
+    (ignoring case) by several files get the suffix; names that still collide
+    (``Cat.jpg``, ``cat.jpg``) get ``_2``, ``_3``, ... in input order.  Stems are
+    made valid UTF-8 (:func:`display_text`) with ``\\ / : * ? " < > |`` and
+    control characters replaced by ``_``.  Deterministic: the same paths give
+    the same names.  The names of the per-image outputs (mask PNGs, report rows)
+    of a run.
     """
-    stems = [Path(p).stem for p in paths]
+    stems = [_safe_stem(p) for p in paths]
     counts: dict[str, int] = {}
     for stem in stems:
-        counts[stem] = counts.get(stem, 0) + 1
+        counts[_fold(stem)] = counts.get(_fold(stem), 0) + 1
     out, seen = [], set()
     for path, stem in zip(paths, stems):
-        name = stem if counts[stem] == 1 else f"{stem}_{Path(path).suffix.lstrip('.').lower()}"
-        while name in seen:
-            name += "_"
-        seen.add(name)
+        suffix = _UNSAFE_IN_NAMES.sub("_", display_text(Path(path).suffix.lstrip(".").lower()))
+        base = stem if counts[_fold(stem)] == 1 or not suffix else f"{stem}_{suffix}"
+        name, k = base, 2
+        while _fold(name) in seen:
+            name, k = f"{base}_{k}", k + 1
+        seen.add(_fold(name))
         out.append(name)
     return out
 
@@ -287,8 +425,12 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def atomic_write_json(path: str | os.PathLike, obj) -> None:
-    """Pretty-printed JSON written atomically."""
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    """Pretty-printed, standard JSON written atomically.
+
+    Raises ValueError, before anything is written, on NaN or infinity: they
+    are not JSON.  Callers turn non-finite numbers into None (:func:`json_float`).
+    """
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
 def atomic_write_png(path: str | os.PathLike, array: np.ndarray) -> None:

@@ -45,6 +45,8 @@ from .io import (
     atomic_write_csv,
     atomic_write_json,
     atomic_write_png,
+    display_name,
+    json_float,
     list_images,
     read_image,
     unique_stems,
@@ -642,7 +644,7 @@ def write_mask_outputs(run: MaskRun, out_dir: str | Path, classifier: Classifier
     for stem, result in zip(stems, run.results):
         for name, saliency in result.saliency.items():
             atomic_write_png(mask_dir / f"{stem}_{name}.png", saliency)
-        row = [result.image.name, result.target, classifier.class_name(result.target) if result.target is not None else None,
+        row = [display_name(result.image), result.target, classifier.class_name(result.target) if result.target is not None else None,
                result.status, result.predicted, result.p0, result.p_blur]
         for name in PASS_NAMES:
             metrics = result.passes.get(name)
@@ -657,8 +659,8 @@ def write_mask_outputs(run: MaskRun, out_dir: str | Path, classifier: Classifier
         "counts": {"images": len(run.results), "kept": len(run.kept), "skipped": len(run.skipped)},
         "timings": {"masks_seconds": round(run.seconds, 3), "image_iterations": run.image_iterations,
                     "image_iterations_per_second": round(run.image_iterations / run.seconds, 3) if run.seconds else None},
-        "means": {name: run.summary(name) for name in PASS_NAMES},
-        "skipped": [{"image": r.image.name, "reason": r.status.removeprefix("skipped: ")} for r in run.skipped],
+        "means": {name: {k: json_float(v) for k, v in run.summary(name).items()} for name in PASS_NAMES},
+        "skipped": [{"image": display_name(r.image), "reason": r.status.removeprefix("skipped: ")} for r in run.skipped],
     }
     atomic_write_json(out_dir / "result.json", payload)
     return payload

@@ -60,6 +60,8 @@ from .io import (
     ImageSkip,
     atomic_open,
     atomic_write_json,
+    display_name,
+    display_text,
     json_float,
     list_images,
     read_image,
@@ -269,15 +271,15 @@ def _stage_masks(paths, classifier, target, config: MaskConfig, out: Path, stage
     write_mask_outputs(run, out / "masks", classifier, png_dir=out / "masks")
     records, arrays, pngs = [], {}, []
     for i, (stem, r) in enumerate(zip(unique_stems(paths), run.results)):
-        records.append({"image": r.image.name, "status": r.status, "target": r.target, "predicted": r.predicted,
-                        "p0": json_float(r.p0) if r.p0 is not None else None,
+        records.append({"image": display_name(r.image), "status": r.status, "target": r.target,
+                        "predicted": r.predicted, "p0": json_float(r.p0) if r.p0 is not None else None,
                         "masks": {name: f"masks/{stem}_{name}.png" for name in r.saliency}})
         pngs += records[-1]["masks"].values()
         if r.ok:
             arrays[f"sharp_{i}"] = r.saliency["sharp"]
     _save_npz(out / "masks" / "saliency.npz", arrays)
-    stages.done("masks", key, ["masks/saliency.npz", "masks/metrics.csv", "masks/result.json", *pngs], time.perf_counter() - t0,
-                records=records, batches={"restored": batches.restored, "computed": batches.computed},
+    stages.done("masks", key, ["masks/saliency.npz", "masks/metrics.csv", "masks/result.json", *pngs],
+                time.perf_counter() - t0, records=records, batches={"restored": batches.restored, "computed": batches.computed},
                 image_iterations=run.image_iterations)
     kept = [i for i, r in enumerate(records) if r["status"] == "ok"]
     return records, kept, [arrays[f"sharp_{i}"] for i in kept]
@@ -463,9 +465,9 @@ def _run(paths: list[Path], classifier, target, out: Path, config: PipelineConfi
     """The body of :func:`summarize`, run while holding the folder's lock."""
     side = int(classifier.input_size)
     names = unique_stems(paths)
-    inputs = {"model": classifier.name, "weights": classifier.weights, "weights_sha256": weights_digest(classifier),
+    inputs = {"model": classifier.name, "weights": display_text(str(classifier.weights)), "weights_sha256": weights_digest(classifier),
               "target": target, "image_side": side,
-              "images": [{"name": p.name, "sha1": _file_digest(p)} for p in paths]}
+              "images": [{"name": display_name(p), "sha1": _file_digest(p)} for p in paths]}
     config_hash = _hash({"inputs": inputs, "config": config.to_dict(), "version": __version__})
     atomic_write_json(out / "config.json", {"hash": config_hash, "vsum": __version__,
                                             "config": {**inputs, **config.to_dict()}})
