@@ -279,8 +279,8 @@ def _stage_masks(paths, classifier, target, config: MaskConfig, out: Path, stage
             arrays[f"sharp_{i}"] = r.saliency["sharp"]
     _save_npz(out / "masks" / "saliency.npz", arrays)
     stages.done("masks", key, ["masks/saliency.npz", "masks/metrics.csv", "masks/result.json", *pngs],
-                time.perf_counter() - t0, records=records, batches={"restored": batches.restored, "computed": batches.computed},
-                image_iterations=run.image_iterations)
+                time.perf_counter() - t0, records=records, image_iterations=run.image_iterations,
+                batches={"restored": batches.restored, "computed": batches.computed})
     kept = [i for i, r in enumerate(records) if r["status"] == "ok"]
     return records, kept, [arrays[f"sharp_{i}"] for i in kept]
 
@@ -465,8 +465,8 @@ def _run(paths: list[Path], classifier, target, out: Path, config: PipelineConfi
     """The body of :func:`summarize`, run while holding the folder's lock."""
     side = int(classifier.input_size)
     names = unique_stems(paths)
-    inputs = {"model": classifier.name, "weights": display_text(str(classifier.weights)), "weights_sha256": weights_digest(classifier),
-              "target": target, "image_side": side,
+    inputs = {"model": classifier.name, "weights": display_text(str(classifier.weights)),
+              "weights_sha256": weights_digest(classifier), "target": target, "image_side": side,
               "images": [{"name": display_name(p), "sha1": _file_digest(p)} for p in paths]}
     config_hash = _hash({"inputs": inputs, "config": config.to_dict(), "version": __version__})
     atomic_write_json(out / "config.json", {"hash": config_hash, "vsum": __version__,
