@@ -1,27 +1,43 @@
-"""Benchmark `masks`: stage-1 batched mask optimisation vs one image at a time.
+"""Benchmark `masks`: the stage-1 engine against the machine's floor, and its variants side by side.
 
-The reference is the original per-image loop (batch size 1); both run the same
-code path, so the ratio is the speed-up that batching buys on this machine.
 Throughput is in image-iterations per second (one Adam step on one image's
-mask, forward and backward through the network).
+mask: forward and backward through the network to the input).  All rows use
+EfficientNet-Lite0 at batch 8 on the albatross photos, in one run:
 
-Two kinds of case:
-
-- ``speed``: a short schedule (20 smooth + 10 sharp steps), repeated, for the
-  throughput and the speed-up;
-- ``full schedule``: the published 300 + 150 steps once each way, to report
-  the agreement of the binary masks (saliency > 0.5) between the batched and
-  the per-image run (docs/method.md: batching changes nothing but speed).
+- ``floor``: the FLOPs of one image-iteration (``torch.utils.flop_counter``
+  on the sharp-pass loss and its gradient, batch 8, divided by 8) and this
+  machine's float32 (and bfloat16) matrix-multiply rate measured in the same
+  run; their ratio is the image-iterations per second the hardware could do
+  if the network were one large matrix product.  Every speed row reports its
+  fraction of that floor.
+- ``speed``: a short schedule (20 smooth + 10 sharp steps), repeated, for
+  each engine: today's (before this change: contiguous NCHW tensors, fp32),
+  the new default (channels-last, fp32), ``--precision bf16`` (channels-last
+  + bfloat16 autocast), and one image at a time; the reference of every row
+  is today's engine, so the speed-up column is the gain.
+- ``full schedule``: the published 300 + 150 steps once per engine on 8
+  photos, for the agreement of the binary sharp masks (saliency > 0.5) with
+  today's engine, the mean probability drop and the mask area: the masks a
+  user gets, not only the speed.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
 
 from harness import Case, benchmark
+
+BATCH = 8
+SHORT = {"smooth": 20, "sharp": 10}
+ENGINES = {
+    "today's engine (NCHW, fp32)": {"channels_last": False},
+    "new default (channels-last, fp32)": {},
+    "--precision bf16 (channels-last)": {"precision": "bf16"},
+}
 
 
 def _images(count: int) -> list[Path]:
@@ -32,25 +48,47 @@ def _images(count: int) -> list[Path]:
     return sorted(folder.iterdir())[:count]
 
 
-def _agreement(batched, single) -> dict:
-    values = {"smooth": [], "sharp": []}
-    for a, b in zip(batched.kept, single.kept):
-        for name in values:
-            values[name].append(float(np.mean((a.saliency[name] > 128) == (b.saliency[name] > 128))))
-    out = {}
-    for name, agreements in values.items():
-        if agreements:
-            out[f"{name} agree min %"] = round(100 * min(agreements), 2)
-            out[f"{name} agree all pixels %"] = round(100 * float(np.mean(agreements)), 2)
-    sharp = batched.summary("sharp")
-    if sharp:
-        out.update({"sharp drop": round(sharp["drop"], 4), "sharp area": round(sharp["area"], 4),
-                    "sharp crisp": round(sharp["crisp"], 4)})
-    return out
+def matmul_rate(dtype, side: int = 1024, seconds: float = 2.0) -> float:
+    """Measured FLOP/s of ``side x side`` matrix products in ``dtype`` on this machine (torch, all threads)."""
+    import torch
+
+    a, b = torch.rand(side, side).to(dtype), torch.rand(side, side).to(dtype)
+    torch.mm(a, b)
+    calls, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        torch.mm(a, b)
+        calls += 1
+    return 2.0 * side ** 3 * calls / (time.perf_counter() - start)
 
 
-@benchmark("masks", description="stage-1 masks: batched optimisation vs one image at a time (CPU, image-iterations/s)",
-           label="batched", reference_label="one at a time")
+def image_iteration_flops(classifier, config) -> float:
+    """FLOPs of one image-iteration of the sharp pass (forward + backward to the mask), counted at batch 8."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from vsum.masks import mask_losses
+
+    side = classifier.input_size
+    images, blurred = torch.rand(BATCH, 3, side, side), torch.rand(BATCH, 3, side, side)
+    mask = torch.rand(BATCH, 1, side, side, requires_grad=True)
+    targets = torch.zeros(BATCH, dtype=torch.long)
+    with FlopCounterMode(display=False) as counter:
+        mask_losses(classifier, images, blurred, mask, targets, config.sharp).sum().backward()
+    return counter.get_total_flops() / BATCH
+
+
+def _agreement(run, reference) -> dict:
+    agreements = [float(np.mean((a.saliency["sharp"] > 128) == (b.saliency["sharp"] > 128)))
+                  for a, b in zip(run.kept, reference.kept)]
+    sharp, ref = run.summary("sharp"), reference.summary("sharp")
+    return {"sharp agree mean %": round(100 * float(np.mean(agreements)), 2),
+            "sharp agree min %": round(100 * min(agreements), 2),
+            "sharp drop": round(sharp["drop"], 4), "drop / today's": round(sharp["drop"] / ref["drop"], 4),
+            "sharp area": round(sharp["area"], 4), "today's area": round(ref["area"], 4)}
+
+
+@benchmark("masks", description="stage-1 mask engine: floor, today's engine, the new default and the opt-in variants "
+           "(EfficientNet-Lite0, batch 8, CPU, image-iterations/s)", label="engine", reference_label="today's engine")
 def cases(quick: bool):
     import torch
 
@@ -59,48 +97,62 @@ def cases(quick: bool):
 
     classifier = load_model("efficientnet_lite0", device="cpu")
     threads = torch.get_num_threads()
+    flops = image_iteration_flops(classifier, MaskConfig())
+    rates = {"fp32": matmul_rate(torch.float32)}
+    try:
+        rates["bf16"] = matmul_rate(torch.bfloat16)
+    except RuntimeError:
+        pass
+    floor = {name: rate / flops for name, rate in rates.items()}
+    yield Case(
+        name="floor", fn=lambda: None, number=1, repeat=1, warmup=False,
+        params={"model": classifier.name, "batch": BATCH, "threads": threads},
+        extra={"GFLOP per image-iteration": round(flops / 1e9, 3),
+               "matmul GFLOP/s fp32": round(rates["fp32"] / 1e9, 1),
+               "matmul GFLOP/s bf16": round(rates["bf16"] / 1e9, 1) if "bf16" in rates else "n/a",
+               "floor image-it/s fp32": round(floor["fp32"], 1),
+               "floor image-it/s bf16": round(floor["bf16"], 1) if "bf16" in floor else "n/a"},
+    )
 
-    batch_sizes = [8]
-    for batch in batch_sizes:
-        files = _images(batch)
-        short = dict(smooth=20, sharp=10)
+    files = _images(BATCH)
 
-        def run(size, files=files):
-            config = MaskConfig(batch_size=size, keep_misclassified=True).with_iterations(**short)
-            return compute_masks(files, classifier, target=146, config=config, progress=False)
+    def short_run(engine: dict, batch: int = BATCH):
+        config = MaskConfig(batch_size=batch, keep_misclassified=True, **engine).with_iterations(**SHORT)
+        return compute_masks(files, classifier, target=146, config=config, progress=False)
 
+    work = len(files) * sum(SHORT.values())
+    todays = ENGINES["today's engine (NCHW, fp32)"]
+    rows = dict(ENGINES)
+    rows["one image at a time (new default, batch 1)"] = {}
+    for name, engine in rows.items():
+        batch = 1 if "one image at a time" in name else BATCH
+        precision = engine.get("precision", "fp32")
         yield Case(
-            name=f"speed, batch {batch}",
-            fn=lambda run=run, batch=batch: run(batch),
-            reference=lambda run=run: run(1),
-            number=1,
-            work=len(files) * sum(short.values()),
-            unit="image-it",
+            name=f"speed: {name}",
+            fn=lambda engine=engine, batch=batch: short_run(engine, batch),
+            reference=lambda: short_run(todays),
+            number=1, work=work, unit="image-it",
             params={"model": classifier.name, "images": len(files), "batch": batch,
                     "steps": "20+10", "threads": threads},
+            measure=lambda result, precision=precision: {
+                "fraction of floor": round(work / result.timing.median_s / floor.get(precision, floor["fp32"]), 3)},
         )
 
-    files = _images(6 if quick else 12)  # 10 of the first 12 are classified as albatross and kept
+    full_files = _images(6 if quick else BATCH)
     outputs = {}
 
-    def full(size):
-        config = MaskConfig(batch_size=size)
-        outputs[size] = compute_masks(files, classifier, target=146, config=config, progress=False)
-        return outputs[size]
+    def full(name):
+        config = MaskConfig(batch_size=BATCH, keep_misclassified=True, **ENGINES[name])
+        outputs[name] = compute_masks(full_files, classifier, target=146, config=config, progress=False)
+        return outputs[name]
 
-    yield Case(
-        name="full schedule",
-        fn=lambda: full(8),
-        reference=lambda: full(1),
-        number=1,
-        repeat=1,
-        warmup=False,
-        work=None,
-        unit="image-it",
-        params={"model": classifier.name, "images": len(files), "batch": 8, "steps": "300+150",
-                "threads": threads},
-        measure=lambda result: {"kept": len(outputs[1].kept),
-                                "image-it/s batched": round(outputs[8].image_iterations / result.timing.median_s, 1),
-                                "image-it/s one at a time": round(outputs[1].image_iterations / result.reference.median_s, 1),
-                                **_agreement(outputs[8], outputs[1])},
-    )
+    for name in ENGINES:
+        yield Case(
+            name=f"full schedule: {name}",
+            fn=lambda name=name: full(name),
+            number=1, repeat=1, warmup=False,
+            work=len(full_files) * 450, unit="image-it",
+            params={"model": classifier.name, "images": len(full_files), "batch": BATCH, "steps": "300+150",
+                    "threads": threads},
+            measure=lambda result, name=name: _agreement(outputs[name], outputs["today's engine (NCHW, fp32)"]),
+        )

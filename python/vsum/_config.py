@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+#: Arithmetic of stage 1's network passes (``vsum.masks.MaskConfig.precision``).
+PRECISIONS = ("fp32", "bf16", "fp16")
+
 
 class StageConfig:
     """Mixin of the frozen dataclass configurations of the stages."""
