@@ -57,7 +57,8 @@ def test_import_vsum_imports_no_torch_and_summarize_is_a_function():
     code = ("import sys, inspect, vsum\n"
             "assert 'torch' not in sys.modules, 'import vsum imported torch'\n"
             "import vsum.boxes, vsum.proposals, vsum.features, vsum.flow, vsum.pairs, vsum.clusters, vsum.render, "
-            "vsum.report, vsum.evaluate, vsum.io, vsum.threads, vsum.sd_filter, vsum.cli\n"
+            "vsum.report, vsum.evaluate, vsum.io, vsum.threads, vsum.sd_filter, vsum.cli, vsum.manifest, vsum.runlock, "
+            "vsum.digests, vsum.mask_batches, vsum.pairs_file\n"
             "assert 'torch' not in sys.modules, 'a stage module other than stage 1 imported torch'\n"
             "assert inspect.isfunction(vsum.summarize), type(vsum.summarize)\n"
             "assert inspect.isfunction(vsum.set_num_threads)\n")

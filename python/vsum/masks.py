@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from ._config import PRECISIONS, StageConfig
+from .engine import optimisation_classifier
 from .errors import VsumError
 from .io import (
     ImageSkip,
@@ -120,10 +121,16 @@ class MaskConfig(StageConfig):
         tolerance (``benchmarks/results/masks.md``).
     channels_last : bool
         Run the network on channels-last (NHWC) tensors, which oneDNN's and
-        cuDNN's convolutions prefer (1.6x faster on a 2-core CPU with
-        EfficientNet-Lite0).  Same arithmetic up to the order of float
-        additions: the masks agree with the contiguous engine within the
-        batching tolerance.
+        cuDNN's convolutions prefer.
+    fold_batchnorm : bool
+        Fold each batch norm into the convolution before it for the
+        optimisation (:func:`vsum.engine.fold_batchnorm`: the same function
+        up to float rounding, without the normalisations in the forward and
+        backward passes).  With ``channels_last`` about 2x faster than the
+        plain network on a 2-core CPU with EfficientNet-Lite0; the masks
+        agree with the plain network's within the batching tolerance
+        (``benchmarks/results/masks.md``).  The keep/skip classification and
+        every reported probability use the network as it is.
     """
 
     smooth: PassConfig = PassConfig(iterations=300, l1=0.5, tv=0.01, tv_beta=3.0, lasso=0.0,
@@ -140,12 +147,14 @@ class MaskConfig(StageConfig):
     threshold: float = 0.5
     precision: str = "fp32"
     channels_last: bool = True
+    fold_batchnorm: bool = True
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
             raise ValueError(f"MaskConfig: precision must be one of {PRECISIONS}; got {self.precision!r}")
-        if not isinstance(self.channels_last, bool):
-            raise ValueError(f"MaskConfig: channels_last must be True or False; got {self.channels_last!r}")
+        for name in ("channels_last", "fold_batchnorm"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"MaskConfig: {name} must be True or False; got {getattr(self, name)!r}")
 
     def with_iterations(self, smooth: int | None = None, sharp: int | None = None) -> "MaskConfig":
         """A copy with other iteration counts (for quick runs and tests)."""
@@ -605,11 +614,7 @@ def compute_masks(
     prepared = _prepare(paths, classifier, target, config, device, progress)
     kept = [p for p in prepared if p.result.ok]
     size = classifier.input_size
-    module = getattr(classifier, "module", None)
-    restore_format = None
-    if config.channels_last and isinstance(module, torch.nn.Module) and kept:
-        restore_format = _memory_format(module)
-        module.to(memory_format=torch.channels_last)
+    engine = optimisation_classifier(classifier, config.fold_batchnorm, config.channels_last) if kept else classifier
     bars = {
         name: tqdm(total=len(kept) * cfg.iterations, desc=f"{name} masks", unit="img-it",
                    disable=not progress or not kept, position=index, leave=True)
@@ -623,15 +628,13 @@ def compute_masks(
                 for name, cfg in config.passes():
                     bars[name].update(len(chunk) * cfg.iterations)
                 continue
-            _optimize_batch(classifier, chunk, config, size, device, bars)
+            _optimize_batch(classifier, engine, chunk, config, size, device, bars)
             optimised += len(chunk)
             if checkpoint is not None:
                 checkpoint.save(index, [p.result for p in chunk])
     finally:
         for bar in bars.values():
             bar.close()
-        if restore_format is not None:  # leave the caller's module as it came
-            module.to(memory_format=restore_format)
     if checkpoint is not None:
         checkpoint.prune(-(-len(kept) // config.batch_size))
     seconds = time.perf_counter() - started
@@ -639,17 +642,9 @@ def compute_masks(
     return MaskRun([p.result for p in prepared], config, classifier.name, seconds, iterations)
 
 
-def _memory_format(module: torch.nn.Module) -> torch.memory_format:
-    """``channels_last`` when the module's first 4-D parameter is stored so, else ``contiguous_format``."""
-    for tensor in module.parameters():
-        if tensor.dim() == 4:
-            channels_last = tensor.is_contiguous(memory_format=torch.channels_last) and not tensor.is_contiguous()
-            return torch.channels_last if channels_last else torch.contiguous_format
-    return torch.contiguous_format
-
-
-def _optimize_batch(classifier: Classifier, chunk: list[_Prepared], config: MaskConfig, size: int,
-                    device: torch.device, bars: dict) -> None:
+def _optimize_batch(classifier: Classifier, engine: Classifier, chunk: list[_Prepared], config: MaskConfig,
+                    size: int, device: torch.device, bars: dict) -> None:
+    """Optimise one batch's masks through ``engine`` (:mod:`vsum.engine`); metrics from ``classifier`` itself."""
     torch.manual_seed(config.seed)
     images = torch.stack([p.pixels for p in chunk]).to(device).float().div_(255.0)
     blurred = gaussian_blur(images, config.image_blur_sigma, config.image_blur_kernel)
@@ -663,7 +658,7 @@ def _optimize_batch(classifier: Classifier, chunk: list[_Prepared], config: Mask
         if pass_config.downsample != config.smooth.downsample:
             side = max(1, size // pass_config.downsample)
             init = F.interpolate(init, size=(side, side), mode="bilinear", align_corners=False)
-        mask = optimize_pass(classifier, images, blurred, targets, init, pass_config,
+        mask = optimize_pass(engine, images, blurred, targets, init, pass_config,
                              config.learning_rate, bars[name].update, config.precision)
         with torch.no_grad():
             seen = mask_as_seen(mask, size, pass_config)
