@@ -26,7 +26,7 @@ import dataclasses
 import sys
 
 import torch
-import torch.fx as fx
+from torch import fx
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 __all__ = ["fold_batchnorm", "optimisation_classifier"]
