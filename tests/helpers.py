@@ -42,3 +42,26 @@ def random_boxes(rng: np.random.Generator, n: int, height: int, width: int, *, m
     x1 = rng.integers(-outside, width - w + 1 + outside)
     y1 = rng.integers(-outside, height - h + 1 + outside)
     return np.stack([x1, y1, x1 + w - 1, y1 + h - 1], axis=1).astype(np.int32)
+
+
+def albatross_thumbnails(data_dir: Path, count: int, side: int = 128) -> tuple[list, list]:
+    """The first ``count`` albatross photos shrunk to ``side`` px (aspect kept), each with a centred elliptic mask.
+
+    Returns ``(images, masks)``: ``(H, W, 3) uint8`` arrays and ``(H, W)`` bool
+    ellipses with semi-axes 0.4 H and 0.4 W (a stand-in for stage 1).
+    """
+    from PIL import Image
+
+    files = sorted((data_dir / "albatross").glob("*.jpg"))[:count]
+    require_data(len(files) == count, f"{count} albatross photos in {data_dir / 'albatross'}")
+    images, masks = [], []
+    for f in files:
+        with Image.open(f) as im:
+            im = im.convert("RGB")
+            im.thumbnail((side, side))
+            a = np.asarray(im)
+        h, w = a.shape[:2]
+        yy, xx = np.mgrid[:h, :w]
+        images.append(a)
+        masks.append(((yy - h / 2) / (0.4 * h)) ** 2 + ((xx - w / 2) / (0.4 * w)) ** 2 < 1)
+    return images, masks

@@ -22,7 +22,7 @@ from vsum.pairs import AllPairsResult, all_pairs, match_class
 from vsum.pairs_file import StoredBlocks
 from vsum.proposals import selective_search
 
-from helpers import random_boxes, require_data
+from helpers import albatross_thumbnails, random_boxes, require_data
 from synthetic import synthetic_class
 
 
@@ -233,19 +233,7 @@ def test_parity_on_a_synthetic_class(tmp_path):
 
 
 def test_parity_on_real_photos(tmp_path, data_dir):
-    from PIL import Image
-
-    files = sorted((data_dir / "albatross").glob("*.jpg"))[:6]
-    require_data(len(files) == 6, f"6 albatross photos in {data_dir / 'albatross'}")
-    imgs, masks = [], []
-    for f in files:
-        im = Image.open(f).convert("RGB")
-        im.thumbnail((128, 128))
-        a = np.asarray(im)
-        h, w = a.shape[:2]
-        yy, xx = np.mgrid[:h, :w]
-        imgs.append(a)
-        masks.append(((yy - h / 2) / (0.4 * h)) ** 2 + ((xx - w / 2) / (0.4 * w)) ** 2 < 1)
+    imgs, masks = albatross_thumbnails(data_dir, 6)
     _parity(tmp_path, imgs, masks)
 
 

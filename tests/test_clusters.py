@@ -24,7 +24,7 @@ from vsum.features import describe
 from vsum.pairs import AllPairsResult, PairsConfig, match_class
 from vsum.proposals import selective_search
 
-from helpers import require_data
+from helpers import albatross_thumbnails, require_data
 from synthetic import synthetic_class
 
 # --------------------------------------------------------------------------- config
@@ -392,18 +392,6 @@ def test_find_summaries_bad_input(synthetic):
 
 
 def test_find_summaries_on_real_photos(data_dir):
-    from PIL import Image
-
-    files = sorted((data_dir / "albatross").glob("*.jpg"))[:5]
-    require_data(len(files) == 5, f"5 albatross photos in {data_dir / 'albatross'}")
-    imgs, masks = [], []
-    for f in files:
-        im = Image.open(f).convert("RGB")
-        im.thumbnail((128, 128))
-        a = np.asarray(im)
-        h, w = a.shape[:2]
-        yy, xx = np.mgrid[:h, :w]
-        imgs.append(a)
-        masks.append(((yy - h / 2) / (0.4 * h)) ** 2 + ((xx - w / 2) / (0.4 * w)) ** 2 < 1)  # centre blob
+    imgs, masks = albatross_thumbnails(data_dir, 5)
     boxes, descs, pairs = _stage4(imgs, masks)
     check_result(find_summaries(imgs, boxes, descs, pairs), imgs, boxes, pairs, ClusterConfig())

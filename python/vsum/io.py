@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 import json
 import math
@@ -334,6 +335,21 @@ def unique_stems(paths: Sequence[Path]) -> list[str]:
         seen.add(_fold(name))
         out.append(name)
     return out
+
+
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """Hex digest (``hashlib`` algorithm name) of a file's bytes, read in 1 MiB chunks.
+
+    Raises
+    ------
+    OSError
+        The file cannot be read.
+    """
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def json_float(value, digits: int | None = None) -> float | None:

@@ -16,14 +16,13 @@ the new ones.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .io import atomic_write_json
+from .io import atomic_write_json, file_digest
 
 __all__ = ["OWNED", "Stages", "file_sha256"]
 
@@ -38,12 +37,8 @@ OWNED: dict[str, tuple[str, ...]] = {
 
 
 def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file's bytes (hex), read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """SHA-256 of a file's bytes (hex): :func:`vsum.io.file_digest`."""
+    return file_digest(path, "sha256")
 
 
 def _say(message: str) -> None:
@@ -98,8 +93,9 @@ class Stages:
                 size = path.stat().st_size
             except OSError:
                 return f"{rel} is missing"
-            if not isinstance(expect, dict) or size != expect.get("size"):
-                return f"{rel} has {size} bytes, not the {expect.get('size') if isinstance(expect, dict) else '?'} recorded"
+            recorded = expect.get("size") if isinstance(expect, dict) else "?"
+            if size != recorded:
+                return f"{rel} has {size} bytes, not the {recorded} recorded"
             try:
                 digest = file_sha256(path)
             except OSError as exc:

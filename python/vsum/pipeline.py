@@ -62,6 +62,7 @@ from .io import (
     atomic_write_json,
     display_name,
     display_text,
+    file_digest,
     json_float,
     list_images,
     read_image,
@@ -203,14 +204,11 @@ def stage_key(stage: str, configs: dict[str, StageConfig], reads: Sequence[str])
 
 
 def _file_digest(path: Path) -> str:
-    digest = hashlib.sha1()
+    """SHA-1 of an input image for the stage-1 key; an unreadable file is keyed by its error (stage 1 skips it)."""
     try:
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
+        return file_digest(path, "sha1")
     except OSError as exc:
         return f"unreadable: {exc.strerror}"
-    return digest.hexdigest()
 
 
 def _save_npz(path: Path, arrays: dict) -> None:
@@ -248,7 +246,7 @@ def model_grid_image(path: Path, side: int) -> np.ndarray:
 # --------------------------------------------------------------------------- stages
 
 
-def _stage_masks(paths, classifier, target, config: MaskConfig, out: Path, stages: Stages, key: str,
+def _stage_masks(paths, names, classifier, target, config: MaskConfig, out: Path, stages: Stages, key: str,
                  progress: bool):
     """Stage 1 -> per input image a record; kept ones with their ``(S, S)`` uint8 sharp saliency.
 
@@ -270,7 +268,7 @@ def _stage_masks(paths, classifier, target, config: MaskConfig, out: Path, stage
     run = compute_masks(paths, classifier, target=target, config=config, progress=progress, checkpoint=batches)
     write_mask_outputs(run, out / "masks", classifier, png_dir=out / "masks")
     records, arrays, pngs = [], {}, []
-    for i, (stem, r) in enumerate(zip(unique_stems(paths), run.results)):
+    for i, (stem, r) in enumerate(zip(names, run.results)):
         records.append({"image": display_name(r.image), "status": r.status, "target": r.target,
                         "predicted": r.predicted, "p0": json_float(r.p0) if r.p0 is not None else None,
                         "masks": {name: f"masks/{stem}_{name}.png" for name in r.saliency}})
@@ -473,7 +471,8 @@ def _run(paths: list[Path], classifier, target, out: Path, config: PipelineConfi
                                             "config": {**inputs, **config.to_dict()}})
     stages = Stages(out, STAGES, force)
     k_masks = stage_key("masks", {"masks": config.masks}, [_hash(inputs)])
-    records, kept, saliency = _stage_masks(paths, classifier, target, config.masks, out, stages, k_masks, progress)
+    records, kept, saliency = _stage_masks(paths, names, classifier, target, config.masks, out, stages, k_masks,
+                                             progress)
     # later stages depend on stage 1's actual outcome (which images, which masks), not only on its settings
     outcome = hashlib.sha1(json.dumps(kept).encode())
     for sal in saliency:
