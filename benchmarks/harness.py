@@ -179,19 +179,25 @@ class Benchmark:
     description: str = ""
     label: str = "compiled"  # column label of Case.fn
     reference_label: str = "reference"  # column label of Case.reference
+    only_when_named: bool = False  # run.py runs it only when named (e.g. it needs a GPU)
 
 
 REGISTRY: dict[str, Benchmark] = {}
 
 
-def benchmark(name: str, *, description: str = "", label: str = "compiled", reference_label: str = "reference"):
-    """Decorator registering ``fn(quick: bool) -> Iterable[Case]`` as benchmark ``name``."""
+def benchmark(name: str, *, description: str = "", label: str = "compiled", reference_label: str = "reference",
+              only_when_named: bool = False):
+    """Decorator registering ``fn(quick: bool) -> Iterable[Case]`` as benchmark ``name``.
+
+    ``only_when_named``: ``run.py`` without names skips it (a benchmark that
+    needs hardware the usual machine lacks, such as a GPU).
+    """
 
     def register(fn: Callable[[bool], Iterable[Case]]):
         if name in REGISTRY and REGISTRY[name].cases is not fn:
             raise ValueError(f"benchmark {name!r} is registered twice")
         desc = description or next(iter((fn.__doc__ or "").strip().splitlines()), "")
-        REGISTRY[name] = Benchmark(name, fn, desc, label, reference_label)
+        REGISTRY[name] = Benchmark(name, fn, desc, label, reference_label, only_when_named)
         return fn
 
     return register

@@ -3,7 +3,7 @@
 
 Usage::
 
-    python benchmarks/run.py                 # every benchmark
+    python benchmarks/run.py                 # every benchmark (except those run only when named)
     python benchmarks/run.py boxes --repeat 9
     python benchmarks/run.py --quick         # smaller cases, fewer repeats (smoke test)
     python benchmarks/run.py --list
@@ -24,7 +24,8 @@ import harness  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: all)")
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help="benchmarks to run (default: all but those run only when named)")
     parser.add_argument("--repeat", type=int, default=None, help="timed repeats per case (default 7, quick 3)")
     parser.add_argument("--quick", action="store_true", help="small cases and few repeats")
     parser.add_argument("--list", action="store_true", help="list the registered benchmarks and exit")
@@ -36,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         width = max((len(n) for n in registry), default=0)
         for name, bench in sorted(registry.items()):
-            print(f"{name:<{width}}  {bench.description}")
+            note = " (run only when named)" if bench.only_when_named else ""
+            print(f"{name:<{width}}  {bench.description}{note}")
         return 0
     unknown = [n for n in args.names if n not in registry]
     if unknown:
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         vsum.threads.set_num_threads(args.threads)
 
     repeat = args.repeat or (3 if args.quick else 7)
-    for name in args.names or sorted(registry):
+    for name in args.names or sorted(n for n, b in registry.items() if not b.only_when_named):
         print(f"[{name}] {registry[name].description}", flush=True)
         _, text = harness.run_benchmark(registry[name], repeat=repeat, quick=args.quick, out_dir=args.out)
         print(text)
