@@ -40,6 +40,10 @@ def _commands(data: Path) -> dict[str, list[str]]:
     return {
         "demo": ["demo"],
         "albatross": ["summarize", str(data / "albatross"), "--model", "efficientnet_lite0", "--target", "146"],
+        "albatross-early-stop": ["summarize", str(data / "albatross"), "--model", "efficientnet_lite0",
+                                 "--target", "146", "--early-stop"],
+        "albatross-superpixels": ["summarize", str(data / "albatross"), "--model", "efficientnet_lite0",
+                                  "--target", "146", "--superpixels", "2000"],
     }
 
 
@@ -112,14 +116,14 @@ def render_markdown(report: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--case", action="append", choices=("demo", "albatross"),
-                        help="which runs (default: both)")
+    parser.add_argument("--case", action="append", choices=tuple(_commands(Path("."))),
+                        help="which runs (default: demo and albatross)")
     parser.add_argument("--runs", default="runs/bench", help="parent folder of the run folders (default runs/bench)")
     args = parser.parse_args(argv)
     data = Path(os.environ.get("VSUM_DATA", HERE.parent.parent / "shared" / "data"))
     commands = _commands(data)
-    cases = args.case or list(commands)
-    if "albatross" in cases and not (data / "albatross").is_dir():
+    cases = args.case or ["demo", "albatross"]
+    if any(case.startswith("albatross") for case in cases) and not (data / "albatross").is_dir():
         print(f"end_to_end: {data / 'albatross'} not found (set VSUM_DATA)", file=sys.stderr)
         return 2
     results = [run_case(name, commands[name], Path(args.runs) / name) for name in cases]

@@ -72,6 +72,46 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
 
 
+def _batch_size(text: str) -> int:
+    """``--batch-size``: ``auto`` (0: chosen for the device) or an integer >= 1."""
+    return 0 if text.strip().lower() == "auto" else _POSITIVE(text)
+
+
+EARLY_STOP_DEFAULT = 20
+
+
+def _add_stage1_options(parser: argparse.ArgumentParser) -> None:
+    """The stage-1 options shared by ``masks`` and ``summarize``."""
+    parser.add_argument("--batch-size", type=_batch_size, default=0, metavar="N|auto",
+                        help="images optimised together in stage 1 (default auto: from the CPU's cache size, "
+                             "or from the free memory of a GPU)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                        help="arithmetic of the network in the stage-1 optimisation (default fp32; bf16 on CPUs "
+                             "with bfloat16 and on GPUs, fp16 on GPUs: faster, masks differ slightly)")
+    parser.add_argument("--smooth-iters", type=_POSITIVE, default=None, help="smooth-pass iterations (default 300)")
+    parser.add_argument("--sharp-iters", type=_POSITIVE, default=None,
+                        help="sharp-pass iterations (default 150; 50 with --superpixels)")
+    parser.add_argument("--early-stop", type=_POSITIVE, nargs="?", const=EARLY_STOP_DEFAULT, default=0, metavar="K",
+                        help=f"stop a mask once its binary mask and loss have not changed for K steps (default "
+                             f"K {EARLY_STOP_DEFAULT}; off unless given: faster, masks differ slightly)")
+    parser.add_argument("--superpixels", type=_POSITIVE, default=0, metavar="N",
+                        help="sharp pass on about N SLIC superpixels instead of pixels (the authors' variant; "
+                             "2000 is typical; off unless given)")
+
+
+def _mask_config(args):
+    """The ``MaskConfig`` of ``masks``/``summarize`` options."""
+    from .masks import MaskConfig
+
+    try:
+        return MaskConfig(batch_size=args.batch_size, seed=args.seed,
+                          keep_misclassified=getattr(args, "keep_misclassified", False), precision=args.precision,
+                          early_stop=args.early_stop, superpixels=args.superpixels,
+                          ).with_iterations(args.smooth_iters, args.sharp_iters)
+    except ValueError as exc:
+        raise VsumError(str(exc)) from exc
+
+
 def _add_threads_option(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--threads", type=_THREADS, default=None,
                         help=f"{what}, 1..{THREADS_PER_CPU} x the CPUs (default: every CPU)")
@@ -179,7 +219,7 @@ def cmd_classify(args) -> int:
 
 
 def cmd_masks(args) -> int:
-    from .masks import MaskConfig, compute_masks, write_mask_outputs
+    from .masks import compute_masks, write_mask_outputs
 
     if args.demo == bool(args.images):
         raise VsumError("give an image folder/files or --demo (not both)")
@@ -192,8 +232,7 @@ def cmd_masks(args) -> int:
     _check_out_folder(args.out)
     classifier = _load(args)
     target = resolve_target(args.target, classifier.class_names)
-    config = MaskConfig(batch_size=args.batch_size, seed=args.seed, keep_misclassified=args.keep_misclassified,
-                        precision=args.precision).with_iterations(args.smooth_iters, args.sharp_iters)
+    config = _mask_config(args)
     from .runlock import RunLock
 
     with RunLock(args.out, wait=args.wait):
@@ -227,7 +266,6 @@ def _masks_paragraph(run, result, classifier, target, out) -> str:
 
 
 def cmd_summarize(args) -> int:
-    from .masks import MaskConfig
     from .pipeline import PipelineConfig, summarize
     from .proposals import ProposalConfig
 
@@ -235,10 +273,7 @@ def cmd_summarize(args) -> int:
     classifier = _load(args)
     target = resolve_target(args.target, classifier.class_names)
     try:
-        config = PipelineConfig(
-            masks=MaskConfig(batch_size=args.batch_size, seed=args.seed,
-                             precision=args.precision).with_iterations(args.smooth_iters, args.sharp_iters),
-            proposals=ProposalConfig(num=args.proposals, seed=args.seed))
+        config = PipelineConfig(masks=_mask_config(args), proposals=ProposalConfig(num=args.proposals, seed=args.seed))
     except ValueError as exc:
         raise VsumError(str(exc)) from exc
     run = summarize(args.images, classifier, target=target, out=args.out, config=config, force=args.force,
@@ -350,14 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="class index or name to explain (default: each image's top-1 class)")
     masks.add_argument("--keep-misclassified", action="store_true",
                        help="explain images whose top-1 class is not the target instead of skipping them")
-    masks.add_argument("--batch-size", type=_POSITIVE, default=8, help="images optimised together (default 8)")
     masks.add_argument("--seed", type=_SEED, default=0, help="seeds torch before each batch (0..2**32-1)")
-    masks.add_argument("--smooth-iters", type=_POSITIVE, default=None, help="smooth-pass iterations (default 300)")
-    masks.add_argument("--sharp-iters", type=_POSITIVE, default=None, help="sharp-pass iterations (default 150)")
+    _add_stage1_options(masks)
     masks.add_argument("--out", "-o", required=True, help="output folder")
-    masks.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                        help="arithmetic of the network in the stage-1 optimisation (default fp32; bf16 on CPUs "
-                             "with bfloat16 and on GPUs, fp16 on GPUs: faster, masks differ slightly)")
     masks.add_argument("--wait", action="store_true", help=_WAIT_HELP)
     masks.set_defaults(func=cmd_masks)
 
@@ -370,13 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
     summarize.add_argument("--target", "-t", default=None,
                            help="class index or name (default: each image's top-1 class)")
     summarize.add_argument("--out", "-o", required=True, help="run folder")
-    summarize.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                        help="arithmetic of the network in the stage-1 optimisation (default fp32; bf16 on CPUs "
-                             "with bfloat16 and on GPUs, fp16 on GPUs: faster, masks differ slightly)")
-    summarize.add_argument("--smooth-iters", type=_POSITIVE, default=None, help="smooth-pass iterations (default 300)")
-    summarize.add_argument("--sharp-iters", type=_POSITIVE, default=None, help="sharp-pass iterations (default 150)")
+    _add_stage1_options(summarize)
     summarize.add_argument("--proposals", type=_POSITIVE, default=500, help="selective-search proposals per image (default 500)")
-    summarize.add_argument("--batch-size", type=_POSITIVE, default=8, help="images optimised together in stage 1 (default 8)")
     summarize.add_argument("--seed", type=_SEED, default=0,
                            help="seed of stage 1 and of the proposal ranking (0..2**32-1)")
     summarize.add_argument("--force", action="store_true", help="recompute every stage, ignoring the cache")

@@ -74,6 +74,8 @@ class MaskBatches:
                 arrays[f"saliency_{name}"] = np.stack([r.saliency[name] for r in results]).astype(np.uint8)
                 arrays[f"metrics_{name}"] = np.array(
                     [[getattr(r.passes[name], f) for f in _METRIC_FIELDS] for r in results], dtype=np.float64)
+                if all(name in r.steps for r in results):
+                    arrays[f"steps_{name}"] = np.array([r.steps[name] for r in results], dtype=np.int64)
         with atomic_open(self.path(index)) as fh:
             np.savez(fh, **arrays)
         self.computed += 1
@@ -107,6 +109,8 @@ class MaskBatches:
             for p in passes:
                 result.saliency[p] = np.ascontiguousarray(stored[f"saliency_{p}"][i])
                 result.passes[p] = PassMetrics(*(float(v) for v in stored[f"metrics_{p}"][i]))
+                if f"steps_{p}" in stored:
+                    result.steps[p] = int(stored[f"steps_{p}"][i])
         self.restored += 1
         return True
 

@@ -39,6 +39,13 @@ import torch
 import torch.nn.functional as F
 
 from ._config import PRECISIONS, StageConfig
+from .batching import (
+    CPU_BATCH_LIMIT,
+    balanced_batch_size,
+    cpu_batch_size,
+    gpu_batch_size,
+    measure_gpu_bytes_per_image,
+)
 from .engine import optimisation_classifier
 from .errors import VsumError
 from .io import (
@@ -54,6 +61,7 @@ from .io import (
 )
 from .models import Classifier, resolve_device
 from .preprocess import resize_whole
+from .superpixels import segment_means, slic_labels
 
 PASS_NAMES = ("smooth", "sharp")
 
@@ -102,7 +110,10 @@ class MaskConfig(StageConfig):
         Radius of the centred disc where the smooth mask starts at 0
         (perturbed), as a fraction of the mask height.
     batch_size : int
-        Images optimised together.
+        Images optimised together; 0 (the default) chooses for the device
+        (:mod:`vsum.batching`: from the last-level cache on a CPU, from the
+        free memory on a GPU, then split evenly).  Batching changes nothing
+        but speed.
     seed : int
         Seeds torch before each batch, for repeatable runs.
     keep_misclassified : bool
@@ -131,6 +142,28 @@ class MaskConfig(StageConfig):
         agree with the plain network's within the batching tolerance
         (``benchmarks/results/masks.md``).  The keep/skip classification and
         every reported probability use the network as it is.
+    early_stop : int
+        Convergence stop, opt-in: 0 (the default) runs every pass's full
+        schedule; ``K > 0`` stops an image's mask in a pass once its binary
+        mask (saliency > ``threshold``) has not changed for ``K`` steps and
+        its loss has stayed within ``early_stop_tolerance`` (relative) over
+        them.  Stopped images leave the batch, so the others run faster.
+    early_stop_tolerance : float
+        Largest relative range of the loss over the last ``K`` steps that
+        counts as unchanged.
+    early_stop_pixels : float
+        Largest fraction of the image's pixels by which the binary mask may
+        differ from its state ``K`` steps earlier and still count as
+        unchanged (Adam keeps a few boundary pixels flipping to the end).
+    superpixels : int
+        The superpixel variant, opt-in: 0 (the default) optimises one value
+        per pixel in the sharp pass; ``N > 0`` replaces the sharp pass by
+        ``superpixel``, which optimises one value per SLIC superpixel (about
+        ``N`` of them, scikit-image) initialised from the smooth mask.  Its
+        result is stored as the sharp pass (the binary mask of later stages).
+    superpixel : PassConfig
+        The superpixel pass; its regularisers act on the per-pixel mask the
+        model sees.
     """
 
     smooth: PassConfig = PassConfig(iterations=300, l1=0.5, tv=0.01, tv_beta=3.0, lasso=0.0,
@@ -141,31 +174,49 @@ class MaskConfig(StageConfig):
     image_blur_kernel: int = 11
     image_blur_sigma: float = 10.0
     init_radius: float = 0.5
-    batch_size: int = 8
+    batch_size: int = 0
     seed: int = 0
     keep_misclassified: bool = False
     threshold: float = 0.5
     precision: str = "fp32"
     channels_last: bool = True
     fold_batchnorm: bool = True
+    early_stop: int = 0
+    early_stop_tolerance: float = 0.01
+    early_stop_pixels: float = 0.002
+    superpixels: int = 0
+    superpixel: PassConfig = PassConfig(iterations=50, l1=0.2, tv=1.0, tv_beta=3.0, lasso=4.0,
+                                        downsample=1, mask_blur_sigma=0.0)
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
             raise ValueError(f"MaskConfig: precision must be one of {PRECISIONS}; got {self.precision!r}")
+        for name in ("batch_size", "early_stop", "superpixels"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"MaskConfig: {name} must be an integer >= 0; got {value!r}")
+        for name in ("early_stop_tolerance", "early_stop_pixels"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"MaskConfig: {name} must be >= 0; got {getattr(self, name)!r}")
         for name in ("channels_last", "fold_batchnorm"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"MaskConfig: {name} must be True or False; got {getattr(self, name)!r}")
 
     def with_iterations(self, smooth: int | None = None, sharp: int | None = None) -> "MaskConfig":
-        """A copy with other iteration counts (for quick runs and tests)."""
+        """A copy with other iteration counts (for quick runs and tests); ``sharp`` sets the superpixel pass too."""
+        if sharp is None:
+            return replace(self, smooth=replace(self.smooth, iterations=self.smooth.iterations if smooth is None
+                                                else int(smooth)))
         return replace(
             self,
             smooth=replace(self.smooth, iterations=self.smooth.iterations if smooth is None else int(smooth)),
-            sharp=replace(self.sharp, iterations=self.sharp.iterations if sharp is None else int(sharp)),
+            sharp=replace(self.sharp, iterations=int(sharp)),
+            superpixel=replace(self.superpixel, iterations=int(sharp)),
         )
 
     def passes(self) -> list[tuple[str, PassConfig]]:
-        return [("smooth", self.smooth), ("sharp", self.sharp)]
+        """The passes in order, by the names their results are stored under (the superpixel pass as ``sharp``)."""
+        return [("smooth", self.smooth), ("sharp", self.superpixel if self.superpixels else self.sharp)]
 
 
 # --------------------------------------------------------------------------- tensors
@@ -296,6 +347,29 @@ def target_probability(classifier: Classifier, images: torch.Tensor, targets: to
     return probs.gather(1, targets.view(-1, 1)).squeeze(1)
 
 
+def superpixel_mask(values: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The per-pixel mask of per-superpixel values.
+
+    Parameters
+    ----------
+    values : Tensor, shape (B, N), float
+        One mask value per superpixel (rows padded to the batch's largest ``N``).
+    labels : Tensor, shape (B, S, S), int64
+        Each pixel's superpixel, in ``[0, N)``.
+
+    Returns
+    -------
+    Tensor, shape (B, 1, S, S)
+    """
+    return values.gather(1, labels.flatten(1)).view(labels.shape[0], 1, *labels.shape[1:])
+
+
+def seen_mask(mask: torch.Tensor, input_size: int, pass_config: PassConfig,
+              labels: torch.Tensor | None = None) -> torch.Tensor:
+    """The mask the model sees, shape (B, 1, S, S): :func:`mask_as_seen`, or :func:`superpixel_mask` with ``labels``."""
+    return mask_as_seen(mask, input_size, pass_config) if labels is None else superpixel_mask(mask, labels)
+
+
 def mask_losses(
     classifier: Classifier,
     images: torch.Tensor,
@@ -303,6 +377,7 @@ def mask_losses(
     mask: torch.Tensor,
     targets: torch.Tensor,
     pass_config: PassConfig,
+    labels: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per-image stage-1 objective.
 
@@ -310,23 +385,28 @@ def mask_losses(
     ----------
     images, blurred : Tensor, shape (B, 3, S, S), float32 in [0, 1]
         The input and its blurred copy.
-    mask : Tensor, shape (B, 1, h, w), float32 in [0, 1]
-        The optimised mask (``h = S // downsample``).
+    mask : Tensor, shape (B, 1, h, w) or (B, N), float32 in [0, 1]
+        The optimised mask (``h = S // downsample``), or one value per
+        superpixel when ``labels`` is given.
     targets : Tensor, shape (B,), int64
     pass_config : PassConfig
+    labels : Tensor, shape (B, S, S), int64, optional
+        Superpixel of each pixel (the superpixel variant); the regularisers
+        then act on the per-pixel mask the model sees.
 
     Returns
     -------
     Tensor, shape (B,)
         ``p_c(x_m) + l1 mean|1-m| + tv TV_beta(m) + lasso mean(m(1-m))``.
     """
-    seen = mask_as_seen(mask, images.shape[-1], pass_config)
+    seen = seen_mask(mask, images.shape[-1], pass_config, labels)
     perturbed = seen * images + (1.0 - seen) * blurred
     loss = target_probability(classifier, perturbed, targets)
-    loss = loss + pass_config.l1 * (1.0 - mask).abs().flatten(1).mean(1)
-    loss = loss + pass_config.tv * total_variation(mask, pass_config.tv_beta)
+    regularised = mask if labels is None else seen
+    loss = loss + pass_config.l1 * (1.0 - regularised).abs().flatten(1).mean(1)
+    loss = loss + pass_config.tv * total_variation(regularised, pass_config.tv_beta)
     if pass_config.lasso:
-        loss = loss + pass_config.lasso * (mask * (1.0 - mask)).flatten(1).mean(1)
+        loss = loss + pass_config.lasso * (regularised * (1.0 - regularised)).flatten(1).mean(1)
     return loss
 
 
@@ -343,41 +423,149 @@ def optimize_pass(
     learning_rate: float = 0.1,
     on_step: Callable[[int], None] | None = None,
     precision: str = "fp32",
-) -> torch.Tensor:
+    labels: torch.Tensor | None = None,
+    early_stop: int = 0,
+    tolerance: float = 0.01,
+    threshold: float = 0.5,
+    pixels: float = 0.002,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Run one pass of Adam on a batch of masks.
 
     Parameters
     ----------
     images, blurred : Tensor, shape (B, 3, S, S)
     targets : Tensor, shape (B,), int64
-    init : Tensor, shape (B, 1, h, w)
+    init : Tensor, shape (B, 1, h, w), or (B, N) with ``labels``
         Starting mask, values in [0, 1].
     pass_config : PassConfig
     learning_rate : float
     on_step : callable, optional
-        Called with the batch size after every step (progress bars).
+        Called with the number of images stepped after every step, and once
+        at the end with the steps early-stopped images skipped (progress bars
+        in image-iterations).
     precision : {"fp32", "bf16", "fp16"}
         :attr:`MaskConfig.precision` (autocast of the network's passes).
+    labels : Tensor, shape (B, S, S), int64, optional
+        Superpixel labels: ``init`` holds one value per superpixel.
+    early_stop : int
+        :attr:`MaskConfig.early_stop` (0 = every image takes every step).
+    tolerance : float
+        :attr:`MaskConfig.early_stop_tolerance`.
+    pixels : float
+        :attr:`MaskConfig.early_stop_pixels`.
+    threshold : float
+        Saliency threshold of the binary mask the convergence stop watches.
 
     Returns
     -------
-    Tensor, shape (B, 1, h, w)
+    mask : Tensor, shape of ``init``
         The optimised mask, clamped to [0, 1], detached.
+    steps : Tensor, shape (B,), int64
+        Adam steps each image took (``pass_config.iterations`` unless it
+        stopped early).
     """
-    mask = init.detach().clone().clamp_(0.0, 1.0).requires_grad_(True)
+    batch = init.shape[0]
+    final = init.detach().clone().clamp_(0.0, 1.0)
+    steps = torch.full((batch,), pass_config.iterations, dtype=torch.long)
+    active = torch.arange(batch, device=init.device)
+    mask = final.clone().requires_grad_(True)
     optimizer = torch.optim.Adam([mask], lr=learning_rate)
-    for _ in range(pass_config.iterations):
+    watch = _Convergence(early_stop, tolerance, pixels, batch, init.device) if early_stop > 0 else None
+    if watch is not None:
+        with torch.no_grad():
+            watch.previous = _binary(seen_mask(mask, images.shape[-1], pass_config, labels), threshold)
+    for step in range(pass_config.iterations):
         optimizer.zero_grad(set_to_none=True)
         with autocast(images.device, precision):
-            losses = mask_losses(classifier, images, blurred, mask, targets, pass_config)
+            losses = mask_losses(classifier, images, blurred, mask, targets, pass_config, labels)
         # fp16 gradients of a probability underflow; Adam's step does not change when the loss is scaled
         (losses.float().sum() * (_FP16_LOSS_SCALE if precision == "fp16" else 1.0)).backward()
         optimizer.step()
         with torch.no_grad():
             mask.clamp_(0.0, 1.0)
         if on_step is not None:
-            on_step(images.shape[0])
-    return mask.detach()
+            on_step(int(active.numel()))
+        if watch is None:
+            continue
+        with torch.no_grad():
+            done = watch.update(losses.detach().float(),
+                                _binary(seen_mask(mask, images.shape[-1], pass_config, labels), threshold))
+        if not bool(done.any()):
+            continue
+        final[active[done]] = mask.detach()[done]
+        steps[active[done].cpu()] = step + 1
+        keep = ~done
+        active = active[keep]
+        if active.numel() == 0:
+            break
+        images, blurred, targets = _rows(images, keep), _rows(blurred, keep), targets[keep]
+        labels = None if labels is None else labels[keep]
+        watch.keep(keep)
+        mask, optimizer = _keep_rows(mask, optimizer, keep, learning_rate)
+    if active.numel():
+        final[active] = mask.detach()
+    if on_step is not None and watch is not None:
+        skipped = int((pass_config.iterations - steps).sum())
+        if skipped:
+            on_step(skipped)
+    return final, steps
+
+
+class _Convergence:
+    """Per-image state of the convergence stop.
+
+    Each image holds a reference binary mask and the steps since it was set;
+    a step that moves the binary mask by more than ``pixels`` (a fraction of
+    the image) from the reference makes the current mask the new reference.
+    An image has converged when its reference is ``window`` steps old and the
+    loss has varied by at most ``tolerance`` (relative) over those steps.
+    Adam keeps a few boundary pixels flipping back and forth to the end, so
+    "unchanged" allows that much.
+    """
+
+    def __init__(self, window: int, tolerance: float, pixels: float, batch: int, device):
+        self.window = window
+        self.tolerance = tolerance
+        self.pixels = pixels
+        self.age = torch.zeros(batch, dtype=torch.long, device=device)
+        self.losses = torch.full((window + 1, batch), float("nan"), device=device)
+        self.previous: torch.Tensor | None = None
+
+    def update(self, losses: torch.Tensor, binary: torch.Tensor) -> torch.Tensor:
+        """Record one step; returns which images have converged, shape (B_active,), bool."""
+        moved = (binary != self.previous).flatten(1).float().mean(1) > self.pixels
+        self.previous = torch.where(moved.view(-1, *([1] * (binary.dim() - 1))), binary, self.previous)
+        self.age = torch.where(moved, torch.zeros_like(self.age), self.age + 1)
+        self.losses = torch.cat([self.losses[1:], losses.view(1, -1)])
+        spread = self.losses.amax(0) - self.losses.amin(0)  # NaN until the window is full
+        scale = self.losses.abs().mean(0).clamp_min(1e-8)
+        return (self.age >= self.window) & (spread <= self.tolerance * scale)
+
+    def keep(self, rows: torch.Tensor) -> None:
+        self.age, self.losses, self.previous = self.age[rows], self.losses[:, rows], self.previous[rows]
+
+
+def _binary(seen: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Binary mask of a seen mask: saliency ``1 - m`` above ``threshold``."""
+    return seen < 1.0 - threshold
+
+
+def _rows(tensor: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``tensor[rows]``, keeping a channels-last layout."""
+    picked = tensor[rows]
+    if tensor.dim() == 4 and tensor.is_contiguous(memory_format=torch.channels_last):
+        picked = picked.contiguous(memory_format=torch.channels_last)
+    return picked
+
+
+def _keep_rows(mask: torch.Tensor, optimizer: torch.optim.Adam, rows: torch.Tensor, learning_rate: float):
+    """The mask parameter and its Adam state restricted to ``rows`` (Adam is elementwise, so nothing else changes)."""
+    state = optimizer.state[mask]
+    kept = mask.detach()[rows].clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([kept], lr=learning_rate)
+    optimizer.state[kept] = {"step": state["step"], "exp_avg": state["exp_avg"][rows].clone(),
+                             "exp_avg_sq": state["exp_avg_sq"][rows].clone()}
+    return kept, optimizer
 
 
 # --------------------------------------------------------------------------- results
@@ -419,6 +607,9 @@ class MaskResult:
         binary mask.
     note : str
         Conversions made while decoding (grayscale, alpha, 16-bit, ...).
+    steps : dict of str to int
+        Adam steps each pass took (fewer than its iterations when the
+        convergence stop ended it early).
     """
 
     image: Path
@@ -430,6 +621,7 @@ class MaskResult:
     passes: dict[str, PassMetrics] = field(default_factory=dict)
     saliency: dict[str, np.ndarray] = field(default_factory=dict)
     note: str = ""
+    steps: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -486,6 +678,7 @@ class MaskRun:
     model: str
     seconds: float = 0.0
     image_iterations: int = 0
+    batch_size: int = 0
 
     @property
     def kept(self) -> list[MaskResult]:
@@ -535,9 +728,10 @@ def _prepare(
         prepared.append(_Prepared(MaskResult(image=path, status="ok", note=record.note), pixels))
 
     readable = [p for p in prepared if p.result.ok]
+    chunk_size = config.batch_size or CPU_BATCH_LIMIT
     with torch.no_grad():
-        for start in range(0, len(readable), max(1, config.batch_size)):
-            chunk = readable[start:start + config.batch_size]
+        for start in range(0, len(readable), chunk_size):
+            chunk = readable[start:start + chunk_size]
             images = torch.stack([p.pixels for p in chunk]).to(device).float().div_(255.0)
             blurred = gaussian_blur(images, config.image_blur_sigma, config.image_blur_kernel)
             probs = torch.softmax(classifier.logits(images), dim=1)
@@ -599,8 +793,8 @@ def compute_masks(
     from tqdm.auto import tqdm
 
     config = config or MaskConfig()
-    if config.batch_size < 1:
-        raise VsumError("batch size must be >= 1")
+    if config.batch_size < 0:
+        raise VsumError("batch size must be >= 1, or 0 to choose for the device")
     if target is not None and not 0 <= int(target) < max(classifier.num_classes, 1):
         raise VsumError(f"target class {target} is outside the model's {classifier.num_classes} classes")
     device = resolve_device(device) if device is not None else classifier.device
@@ -615,36 +809,70 @@ def compute_masks(
     kept = [p for p in prepared if p.result.ok]
     size = classifier.input_size
     engine = optimisation_classifier(classifier, config.fold_batchnorm, config.channels_last) if kept else classifier
+    batch_size = config.batch_size or choose_batch_size(engine, config, device, len(kept))
     bars = {
         name: tqdm(total=len(kept) * cfg.iterations, desc=f"{name} masks", unit="img-it",
                    disable=not progress or not kept, position=index, leave=True)
         for index, (name, cfg) in enumerate(config.passes())
     }
-    optimised = 0
+    iterations = 0
     try:
-        for index, start in enumerate(range(0, len(kept), config.batch_size)):
-            chunk = kept[start:start + config.batch_size]
+        for index, start in enumerate(range(0, len(kept), batch_size)):
+            chunk = kept[start:start + batch_size]
             if checkpoint is not None and checkpoint.restore(index, [p.result for p in chunk]):
                 for name, cfg in config.passes():
                     bars[name].update(len(chunk) * cfg.iterations)
                 continue
-            _optimize_batch(classifier, engine, chunk, config, size, device, bars)
-            optimised += len(chunk)
+            iterations += _optimize_batch(classifier, engine, chunk, config, size, device, bars)
             if checkpoint is not None:
                 checkpoint.save(index, [p.result for p in chunk])
     finally:
         for bar in bars.values():
             bar.close()
     if checkpoint is not None:
-        checkpoint.prune(-(-len(kept) // config.batch_size))
+        checkpoint.prune(-(-len(kept) // batch_size))
     seconds = time.perf_counter() - started
-    iterations = optimised * (config.smooth.iterations + config.sharp.iterations)
-    return MaskRun([p.result for p in prepared], config, classifier.name, seconds, iterations)
+    return MaskRun([p.result for p in prepared], config, classifier.name, seconds, iterations, batch_size)
+
+
+def choose_batch_size(engine: Classifier, config: MaskConfig, device: torch.device, images: int) -> int:
+    """The batch size of ``MaskConfig(batch_size=0)`` on ``device`` for ``images`` kept images (:mod:`vsum.batching`).
+
+    A CPU takes what its last-level cache holds (at most 8), a GPU what 70 %
+    of its free memory holds; then the images are split into batches of
+    equal size.  Objects without a ``torch.nn.Module`` (test stand-ins) get 8.
+    """
+    module = getattr(engine, "module", None)
+    if images <= 0 or not isinstance(module, torch.nn.Module):
+        return CPU_BATCH_LIMIT
+    size = engine.input_size
+    if device.type == "cuda":
+        def step(batch: int) -> None:
+            layout = torch.channels_last if config.channels_last else torch.contiguous_format
+            x = torch.rand(batch, 3, size, size, device=device).contiguous(memory_format=layout)
+            mask = torch.rand(batch, 1, size, size, device=device, requires_grad=True)
+            targets = torch.zeros(batch, dtype=torch.long, device=device)
+            with autocast(device, config.precision):
+                losses = mask_losses(engine, x, x, mask, targets, config.sharp)
+            losses.float().sum().backward()
+
+        per_image = measure_gpu_bytes_per_image(step, device)
+        free, _total = torch.cuda.mem_get_info(device)
+        limit = gpu_batch_size(per_image, free, images)
+    elif device.type == "cpu":
+        limit = cpu_batch_size(module, size, config.precision)
+    else:
+        limit = CPU_BATCH_LIMIT
+    return balanced_batch_size(images, limit)
 
 
 def _optimize_batch(classifier: Classifier, engine: Classifier, chunk: list[_Prepared], config: MaskConfig,
-                    size: int, device: torch.device, bars: dict) -> None:
-    """Optimise one batch's masks through ``engine`` (:mod:`vsum.engine`); metrics from ``classifier`` itself."""
+                    size: int, device: torch.device, bars: dict) -> int:
+    """Optimise one batch's masks through ``engine`` (:mod:`vsum.engine`); metrics from ``classifier`` itself.
+
+    Returns the image-iterations taken (fewer than the schedule's when the
+    convergence stop ends masks early).
+    """
     torch.manual_seed(config.seed)
     images = torch.stack([p.pixels for p in chunk]).to(device).float().div_(255.0)
     blurred = gaussian_blur(images, config.image_blur_sigma, config.image_blur_kernel)
@@ -652,24 +880,37 @@ def _optimize_batch(classifier: Classifier, engine: Classifier, chunk: list[_Pre
         images = images.contiguous(memory_format=torch.channels_last)
         blurred = blurred.contiguous(memory_format=torch.channels_last)
     targets = torch.tensor([p.result.target for p in chunk], dtype=torch.long, device=device)
+    labels = None
+    if config.superpixels:
+        labels = torch.from_numpy(np.stack([slic_labels(p.pixels.permute(1, 2, 0).numpy(), config.superpixels)
+                                            for p in chunk])).to(device)
     side = max(1, size // config.smooth.downsample)
     init = initial_mask(len(chunk), side, config.init_radius, device)
+    taken = 0
     for name, pass_config in config.passes():
-        if pass_config.downsample != config.smooth.downsample:
+        pass_labels = labels if name == "sharp" else None
+        if pass_labels is not None:
+            init = segment_means(init, pass_labels, int(pass_labels.max()) + 1)
+        elif pass_config.downsample != config.smooth.downsample:
             side = max(1, size // pass_config.downsample)
             init = F.interpolate(init, size=(side, side), mode="bilinear", align_corners=False)
-        mask = optimize_pass(engine, images, blurred, targets, init, pass_config,
-                             config.learning_rate, bars[name].update, config.precision)
+        mask, steps = optimize_pass(engine, images, blurred, targets, init, pass_config, config.learning_rate,
+                                    bars[name].update, config.precision, labels=pass_labels,
+                                    early_stop=config.early_stop, tolerance=config.early_stop_tolerance,
+                                    threshold=config.threshold, pixels=config.early_stop_pixels)
+        taken += int(steps.sum())
         with torch.no_grad():
-            seen = mask_as_seen(mask, size, pass_config)
+            seen = seen_mask(mask, size, pass_config, pass_labels)
             p_final = target_probability(classifier, seen * images + (1 - seen) * blurred, targets)
         for i, item in enumerate(chunk):
             saliency8 = saliency_to_uint8(seen[i])
             item.result.saliency[name] = saliency8
+            item.result.steps[name] = int(steps[i])
             item.result.passes[name] = pass_metrics(
                 float(p_final[i]), item.result.p0, item.result.p_blur,
                 (1.0 - seen[i, 0]).clamp(0, 1).cpu().numpy(), config.threshold)
         init = seen
+    return taken
 
 
 # --------------------------------------------------------------------------- outputs
@@ -678,7 +919,7 @@ def _optimize_batch(classifier: Classifier, engine: Classifier, chunk: list[_Pre
 def metrics_header(pass_names: Sequence[str] = PASS_NAMES) -> list[str]:
     header = ["image", "target", "target_name", "status", "predicted", "p0", "p_blur"]
     for name in pass_names:
-        header += [f"{name}_{key}" for key in ("p", "drop", "score", "area", "crisp")]
+        header += [f"{name}_{key}" for key in ("p", "drop", "score", "area", "crisp", "steps")]
     return header + ["note"]
 
 
@@ -712,6 +953,7 @@ def write_mask_outputs(run: MaskRun, out_dir: str | Path, classifier: Classifier
         for name in PASS_NAMES:
             metrics = result.passes.get(name)
             row += [getattr(metrics, key) if metrics else None for key in ("p", "drop", "score", "area", "crisp")]
+            row.append(result.steps.get(name))
         rows.append([_fmt(v) for v in row + [result.note]])
     atomic_write_csv(out_dir / "metrics.csv", metrics_header(), rows)
     payload = {
@@ -720,6 +962,7 @@ def write_mask_outputs(run: MaskRun, out_dir: str | Path, classifier: Classifier
         "weights": classifier.weights,
         "config": asdict(run.config),
         "counts": {"images": len(run.results), "kept": len(run.kept), "skipped": len(run.skipped)},
+        "batch_size": run.batch_size,
         "timings": {"masks_seconds": round(run.seconds, 3), "image_iterations": run.image_iterations,
                     "image_iterations_per_second": round(run.image_iterations / run.seconds, 3) if run.seconds else None},
         "means": {name: {k: json_float(v) for k, v in run.summary(name).items()} for name in PASS_NAMES},
