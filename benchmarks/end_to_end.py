@@ -87,6 +87,48 @@ def run_case(name: str, args: list[str], out: Path) -> dict:
     }
 
 
+def mask_means(run: Path) -> dict:
+    """Mean sharp-mask drop, area and Adam steps (both passes) over a run's kept images, from ``masks/metrics.csv``."""
+    import csv
+
+    with open(run / "masks" / "metrics.csv", newline="", encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["status"] == "ok"]
+
+    def mean(key):
+        values = [float(r[key]) for r in rows if r.get(key) not in (None, "", "nan")]
+        return round(sum(values) / len(values), 4) if values else None
+
+    return {"sharp drop": mean("sharp_drop"), "sharp area": mean("sharp_area"),
+            "steps per image": round((mean("smooth_steps") or 0) + (mean("sharp_steps") or 0), 1)}
+
+
+def mask_agreement(run: Path, reference: Path) -> dict:
+    """Agreement of the binary sharp masks (saliency >= 128) of two runs on the photos both kept."""
+    import numpy as np
+    from PIL import Image
+
+    agree = []
+    for png in sorted((reference / "masks").glob("*_sharp.png")):
+        other = run / "masks" / png.name
+        if other.is_file():
+            a, b = np.asarray(Image.open(png)) >= 128, np.asarray(Image.open(other)) >= 128
+            agree.append(float((a == b).mean()))
+    if not agree:
+        return {}
+    return {"photos compared": len(agree), "agree mean %": round(100 * sum(agree) / len(agree), 2),
+            "agree min %": round(100 * min(agree), 2)}
+
+
+def compare_variants(report: dict, runs: Path) -> None:
+    """Add mask means to every case and, to each ``albatross-*`` case, its agreement with ``albatross``."""
+    for case in report["cases"]:
+        folder = runs / case["case"]
+        if (folder / "masks" / "metrics.csv").is_file():
+            case["masks"] = mask_means(folder)
+        if case["case"].startswith("albatross-") and (runs / "albatross").is_dir():
+            case["vs albatross"] = mask_agreement(folder, runs / "albatross")
+
+
 def render_markdown(report: dict) -> str:
     m, g = report["machine"], report["git"]
     lines = [
@@ -108,6 +150,19 @@ def render_markdown(report: dict) -> str:
             f"| {c.get('clusters', 0)} | {c.get('summaries', 0)} | {case[f'summaries_with_{MIN_IMAGES}_images']} | "
             + " | ".join(f"{t.get(s, 0):.1f}" for s in STAGES)
             + f" | {case['wall_seconds']:.0f} | {case['peak_rss_mib']:.0f} | {case['report_mib']:.1f} |")
+    variants = [case for case in report["cases"] if "masks" in case and case["case"].startswith("albatross")]
+    if variants:
+        title = ("Stage-1 variants on albatross (sharp masks over the kept photos; agreement of the binary "
+                 "sharp masks with the `albatross` case's on the photos both kept):")
+        header = ("| case | Adam steps per photo | masks s | sharp drop | sharp area | agree mean % | agree min % "
+                  f"| summaries | summaries with >= {MIN_IMAGES} images |")
+        lines += ["", title, "", header, "|" + "---|" * 9]
+        for case in variants:
+            m, v = case["masks"], case.get("vs albatross", {})
+            lines.append(f"| {case['case']} | {m['steps per image']} | {case['timings'].get('masks', 0):.1f} "
+                         f"| {m['sharp drop']} | {m['sharp area']} | {v.get('agree mean %', '-')} "
+                         f"| {v.get('agree min %', '-')} | {case['counts'].get('summaries', 0)} "
+                         f"| {case[f'summaries_with_{MIN_IMAGES}_images']} |")
     lines += ["", "Commands (each with `--out <fresh folder> -q`):", ""]
     lines += [f"- {case['case']}: `{case['command']}` (load {case['load_before']} before, {case['load_after']} after)"
               for case in report["cases"]]
@@ -119,7 +174,17 @@ def main(argv=None) -> int:
     parser.add_argument("--case", action="append", choices=tuple(_commands(Path("."))),
                         help="which runs (default: demo and albatross)")
     parser.add_argument("--runs", default="runs/bench", help="parent folder of the run folders (default runs/bench)")
+    parser.add_argument("--compare-only", action="store_true",
+                        help="run nothing: add the stage-1 comparisons of the run folders to the stored results")
     args = parser.parse_args(argv)
+    out = HERE / "results"
+    if args.compare_only:
+        report = json.loads((out / "end_to_end.json").read_text())
+        compare_variants(report, Path(args.runs))
+        atomic_write_text(out / "end_to_end.json", json.dumps(report, indent=2) + "\n")
+        atomic_write_text(out / "end_to_end.md", render_markdown(report))
+        print(render_markdown(report))
+        return 0
     data = Path(os.environ.get("VSUM_DATA", HERE.parent.parent / "shared" / "data"))
     commands = _commands(data)
     cases = args.case or ["demo", "albatross"]
@@ -129,7 +194,7 @@ def main(argv=None) -> int:
     results = [run_case(name, commands[name], Path(args.runs) / name) for name in cases]
     report = {"benchmark": "end_to_end", "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine_info(),
               "software": software_info(), "git": git_info(), "cases": results}
-    out = HERE / "results"
+    compare_variants(report, Path(args.runs))
     atomic_write_text(out / "end_to_end.json", json.dumps(report, indent=2) + "\n")
     atomic_write_text(out / "end_to_end.md", render_markdown(report))
     print(render_markdown(report))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torchvision
 
-from vsum.engine import fold_batchnorm, optimisation_classifier
+from vsum.engine import fold_batchnorm, fold_padding, optimisation_classifier
 from vsum.models import Classifier
 
 
@@ -102,3 +102,53 @@ def test_stand_ins_without_a_module_are_used_as_they_are():
 
     stub = Stub()
     assert optimisation_classifier(stub) is stub
+
+
+class _SamePadConv(torch.nn.Conv2d):
+    """A convolution padding its input itself, as EfficientNet-Lite's ``Conv2dStaticSamePadding`` does."""
+
+    def __init__(self, cin, cout, kernel, stride, pads, groups=1, mode="constant"):
+        super().__init__(cin, cout, kernel, stride, padding=0, groups=groups)
+        self.static_padding = torch.nn.ZeroPad2d(pads)
+        self.mode = mode
+
+    def forward(self, x):
+        if self.mode == "constant":
+            x = self.static_padding(x)
+        else:  # not what the attribute says: folding must notice and leave this layer alone
+            x = torch.nn.functional.pad(x, self.static_padding.padding, mode=self.mode)
+        return torch.nn.functional.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def test_padding_folding_keeps_even_and_uneven_same_padding_exact():
+    torch.manual_seed(0)
+    net = _frozen(torch.nn.Sequential(
+        _SamePadConv(3, 8, 3, 2, (0, 1, 0, 1)),             # stride 2, one more zero right and bottom
+        torch.nn.ReLU6(),
+        _SamePadConv(8, 8, 5, 2, (1, 2, 1, 2), groups=8),  # depthwise 5x5, stride 2
+        _SamePadConv(8, 8, 3, 1, (1, 1, 1, 1), groups=8),  # even padding
+        _SamePadConv(8, 4, 3, 1, (1, 1, 1, 1), mode="reflect"),
+    ))
+    traced, _ = fold_batchnorm(net)
+    assert fold_padding(traced, 32) == 3
+    kinds = [type(m) for m in traced.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert kinds.count(torch.nn.Conv2d) == 3 and kinds.count(_SamePadConv) == 1
+    x = torch.rand(2, 3, 32, 32, requires_grad=True)
+    assert torch.allclose(traced(x), net(x), atol=1e-6)
+    gx = torch.autograd.grad(net(x).square().sum(), x)[0]
+    gy = torch.autograd.grad(traced(x).square().sum(), x)[0]
+    assert torch.allclose(gx, gy, rtol=1e-5, atol=1e-7)
+
+
+def test_lite0_engine_has_no_padding_layers_and_the_gradient_of_the_folded_network(lite0):
+    engine = optimisation_classifier(lite0, channels_last=False)
+    assert not any(isinstance(m, torch.nn.ZeroPad2d) for m in engine.module.modules())
+    batchnorm_only, _ = fold_batchnorm(lite0.module)  # padding folding on top of it must change nothing
+    assert any(isinstance(m, torch.nn.ZeroPad2d) for m in batchnorm_only.modules())
+    x = lite0.normalize(torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(1)))
+    grads = []
+    for module in (batchnorm_only, engine.module):
+        xi = x.clone().requires_grad_(True)
+        torch.softmax(module(xi), 1)[:, 146].sum().backward()
+        grads.append(xi.grad)
+    assert ((grads[0] - grads[1]).norm() / grads[0].norm()) < 1e-5

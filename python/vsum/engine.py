@@ -12,6 +12,16 @@ it cheaper without changing what the network computes:
   backward pass.  The pairs are found on a ``torch.fx`` trace in which
   convolutions and batch norms are leaves; a convolution is folded only when
   the batch norm is its sole user.
+- **Padding folding.** Convolutions that pad their input themselves before
+  an unpadded convolution (TensorFlow's "same" padding as EfficientNet-Lite's
+  ``Conv2dStaticSamePadding`` does it: a ``ZeroPad2d`` in a ``static_padding``
+  attribute) become plain convolutions with the padding built in, so no
+  padded copy of the activation is made in the forward pass nor cut out of
+  the gradient in the backward pass.  Uneven "same" padding (one more zero
+  on the right and bottom, as stride-2 layers have) becomes even padding
+  with a kernel one tap larger whose first row and column are zero: the same
+  sums.  Each replacement is checked numerically against the original layer
+  on an input of its shape and kept only when they agree.
 - **Channels-last** (NHWC) parameters and inputs, which oneDNN's and cuDNN's
   convolutions prefer.
 
@@ -26,10 +36,12 @@ import dataclasses
 import sys
 
 import torch
+import torch.nn.functional as F
 from torch import fx
+from torch.fx.passes.shape_prop import ShapeProp
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-__all__ = ["fold_batchnorm", "optimisation_classifier"]
+__all__ = ["fold_batchnorm", "fold_padding", "optimisation_classifier"]
 
 
 class _ConvLeafTracer(fx.Tracer):
@@ -93,6 +105,75 @@ def fold_batchnorm(module: torch.nn.Module) -> tuple[torch.nn.Module, int]:
     return folded, count
 
 
+def _padding_free_conv(conv: torch.nn.Conv2d) -> torch.nn.Conv2d | None:
+    """A plain ``Conv2d`` with ``conv.static_padding`` built in, or None when ``conv`` is not of that kind."""
+    padder = getattr(conv, "static_padding", None)
+    if (type(conv) is torch.nn.Conv2d or padder is None or tuple(conv.padding) != (0, 0)
+            or conv.padding_mode != "zeros" or tuple(conv.dilation) != (1, 1)):
+        return None
+    if isinstance(padder, torch.nn.ZeroPad2d):
+        left, right, top, bottom = padder.padding
+    elif type(padder).__name__ == "Identity" and not any(True for _ in padder.parameters()):
+        left = right = top = bottom = 0
+    else:
+        return None
+    if right < left or bottom < top:
+        return None
+    extra_h, extra_w = bottom - top, right - left
+    weight = F.pad(conv.weight.detach(), (extra_w, 0, extra_h, 0))  # zero first rows / columns: the same sums
+    plain = torch.nn.Conv2d(conv.in_channels, conv.out_channels, tuple(weight.shape[-2:]), stride=conv.stride,
+                            padding=(bottom, right), groups=conv.groups, bias=conv.bias is not None)
+    with torch.no_grad():
+        plain.weight.copy_(weight)
+        if conv.bias is not None:
+            plain.bias.copy_(conv.bias.detach())
+    return plain.to(device=conv.weight.device, dtype=conv.weight.dtype)
+
+
+def fold_padding(graph_module: fx.GraphModule, input_size: int) -> int:
+    """Replace, in place, every self-padding convolution leaf of ``graph_module`` by a plain padded one.
+
+    Parameters
+    ----------
+    graph_module : torch.fx.GraphModule
+        A trace with convolutions as leaves (:func:`fold_batchnorm`'s result).
+    input_size : int
+        Side of the square network input, to know each layer's input shape.
+
+    Returns
+    -------
+    int
+        Convolutions replaced.  A candidate whose output differs from the
+        original's (max difference above 1e-4 of the output's scale) on a
+        random input of its shape is left as it is.
+    """
+    parameter = next(graph_module.parameters(), None)
+    device = parameter.device if parameter is not None else "cpu"
+    ShapeProp(graph_module).propagate(torch.zeros(1, 3, input_size, input_size, device=device))
+    modules = dict(graph_module.named_modules())
+    generator = torch.Generator(device="cpu").manual_seed(0)
+    count = 0
+    for node in graph_module.graph.nodes:
+        conv = modules.get(node.target) if node.op == "call_module" else None
+        if not isinstance(conv, torch.nn.Conv2d) or not node.args or not isinstance(node.args[0], fx.Node):
+            continue
+        plain = _padding_free_conv(conv)
+        meta = node.args[0].meta.get("tensor_meta")
+        if plain is None or meta is None:
+            continue
+        probe = torch.rand(tuple(meta.shape), generator=generator).to(device=device, dtype=conv.weight.dtype)
+        with torch.no_grad():
+            expected, got = conv(probe), plain(probe)
+        if expected.shape != got.shape or (expected - got).abs().max() > 1e-4 * max(1.0, float(expected.abs().max())):
+            continue
+        parent, _, name = node.target.rpartition(".")
+        setattr(graph_module.get_submodule(parent) if parent else graph_module, name, plain)
+        count += 1
+    for parameter in graph_module.parameters():
+        parameter.requires_grad_(False)
+    return count
+
+
 def optimisation_classifier(classifier, fold: bool = True, channels_last: bool = True):
     """The classifier stage 1 optimises through: a rewritten copy of its module, or itself.
 
@@ -102,7 +183,8 @@ def optimisation_classifier(classifier, fold: bool = True, channels_last: bool =
         Objects without a ``torch.nn.Module`` in ``module`` (test stand-ins)
         are returned as they are.
     fold : bool
-        Fold batch norms into convolutions (:func:`fold_batchnorm`).
+        Fold batch norms and self-padding into convolutions
+        (:func:`fold_batchnorm`, :func:`fold_padding`).
     channels_last : bool
         Store the copy's 4-D parameters channels-last.
 
@@ -119,6 +201,7 @@ def optimisation_classifier(classifier, fold: bool = True, channels_last: bool =
     if fold:
         try:
             engine, _ = fold_batchnorm(module)
+            fold_padding(engine, int(getattr(classifier, "input_size", 224)))
         except Exception as exc:  # noqa: BLE001 - any tracing failure: run unfolded, say so once
             print(f"vsum: {getattr(classifier, 'name', 'the model')}: batch norms not folded "
                   f"({type(exc).__name__}: {exc}); stage 1 runs the network as it is", file=sys.stderr)
