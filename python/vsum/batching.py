@@ -14,9 +14,10 @@ depends on the hardware:
   forward-and-backward step at batch 2 gives the memory one image costs, and
   70 % of the free memory is shared out.
 
-Either way the kept images are then split into batches of equal size
-(:func:`balanced_batch_size`): 77 images at most 8 per batch become 10
-batches of 7-8 instead of 9 of 8 and one of 5.
+Either way the kept images are then cut into as few batches as that limit
+allows, with the smallest batch size that needs no more batches
+(:func:`balanced_batch_size`): 9 images at most 8 per batch run as 5 + 4, not
+8 + 1; 100 images at most 30 as 4 x 25.
 """
 
 from __future__ import annotations

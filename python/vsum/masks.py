@@ -137,7 +137,9 @@ class MaskConfig(StageConfig):
         Fold each batch norm into the convolution before it for the
         optimisation (:func:`vsum.engine.fold_batchnorm`: the same function
         up to float rounding, without the normalisations in the forward and
-        backward passes).  With ``channels_last`` about 2x faster than the
+        backward passes), and "same" padding into the convolutions that pad
+        their own input (:func:`vsum.engine.fold_padding`).  With
+        ``channels_last`` about 2x faster than the
         plain network on a 2-core CPU with EfficientNet-Lite0; the masks
         agree with the plain network's within the batching tolerance
         (``benchmarks/results/masks.md``).  The keep/skip classification and
