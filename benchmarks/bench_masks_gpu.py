@@ -418,14 +418,6 @@ def new_report(options: Options, ctx: Context) -> dict[str, Any]:
     }
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value).replace("|", "\\|")
-
-
 def render_markdown(report: dict[str, Any]) -> str:
     """The report as markdown: metadata lines, then one table row per model."""
     dev, g, m, img = report["device"], report["git"], report["machine"], report["images"]
@@ -455,7 +447,7 @@ def render_markdown(report: dict[str, Any]) -> str:
                  row.get("seconds"), row.get("image_iterations_per_s"), row.get("gflop_per_image_iteration")]
         cells += [row.get(f"floor_image_iterations_per_s_{n}") for n in names]
         cells += [row.get(f"fraction_of_floor_{n}") for n in names] + [row.get("peak_gpu_mib")]
-        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+        lines.append("| " + " | ".join(harness.table_cell(c) for c in cells) + " |")
     skipped = [r for r in report["results"] if r["status"] != "ok" and r.get("reason")]
     if skipped:
         lines += [""] + [f"- {r['model']}: {r['status']}: {r['reason']}" for r in skipped]

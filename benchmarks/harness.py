@@ -390,7 +390,8 @@ def format_rate(x: float | None, unit: str) -> str:
     return f"{x:.3g} {unit}/s"
 
 
-def _cell(v: Any) -> str:
+def table_cell(v: Any) -> str:
+    """One markdown table cell: empty for None, 4 significant digits for floats, ``|`` escaped."""
     if v is None:
         return ""
     if isinstance(v, float):
@@ -449,7 +450,7 @@ def render_markdown(report: dict[str, Any], results: list[Result]) -> str:
     header += ekeys
     lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for r in results:
-        row = [r.case, *(_cell(r.params.get(k)) for k in pkeys)]
+        row = [r.case, *(table_cell(r.params.get(k)) for k in pkeys)]
         row += [
             format_seconds(r.timing.median_s),
             format_seconds(r.timing.min_s),
@@ -462,7 +463,7 @@ def render_markdown(report: dict[str, Any], results: list[Result]) -> str:
                 format_rate(r.reference_throughput, r.unit),
                 f"{r.speedup:.1f}x" if r.speedup else "",
             ]
-        row += [_cell(r.extra.get(k)) for k in ekeys]
+        row += [table_cell(r.extra.get(k)) for k in ekeys]
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "repeats = timed repeats x calls per repeat; speed-up = reference median / median.", ""]
     return "\n".join(lines)

@@ -1,6 +1,7 @@
 """Figure: the sharp masks of several stage-1 variants side by side, on the same photos.
 
-    python scripts/compare_mask_variants.py RUN_A RUN_B [RUN_C ...] --labels A,B,C --out figure.png [--photos 4]
+    python scripts/compare_mask_variants.py RUN_A RUN_B [RUN_C ...] --labels A,B,C --out figure.png
+                                            [--photos 4] [--images PHOTO_FOLDER]
 
 Each RUN is a ``vsum summarize`` (or ``vsum masks``) run folder.  Rows are
 photos kept by every run (the first ``--photos`` in name order); the first
@@ -17,11 +18,11 @@ import numpy as np
 from PIL import Image
 
 
-def _photo(run: Path, stem: str, side: int) -> np.ndarray:
-    """The photo of ``stem`` from the run's ``images/`` thumbnails, or grey when there is none."""
-    for folder in (run / "images", run / "summaries"):
+def _photo(folders: list[Path], stem: str, side: int) -> np.ndarray:
+    """The photo of ``stem`` resized whole to ``side`` x ``side`` (as stage 1 saw it), or grey when none is found."""
+    for folder in folders:
         for path in sorted(folder.glob(f"{stem}.*")) if folder.is_dir() else []:
-            return np.asarray(Image.open(path).convert("RGB").resize((side, side)))
+            return np.asarray(Image.open(path).convert("RGB").resize((side, side), Image.BILINEAR))
     return np.full((side, side, 3), 128, np.uint8)
 
 
@@ -36,6 +37,8 @@ def main(argv=None) -> int:
     parser.add_argument("--labels", required=True, help="comma-separated column titles, one per run")
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--photos", type=int, default=4)
+    parser.add_argument("--images", type=Path, default=None,
+                        help="folder of the original photos (default: the first run's images/ folder)")
     args = parser.parse_args(argv)
     labels = args.labels.split(",")
     if len(labels) != len(args.runs):
@@ -50,7 +53,7 @@ def main(argv=None) -> int:
     for row, stem in enumerate(stems):
         saliency = [np.asarray(Image.open(run / "masks" / f"{stem}_sharp.png")) for run in args.runs]
         side = saliency[0].shape[0]
-        photo = _photo(args.runs[0], stem, side)
+        photo = _photo([p for p in (args.images, args.runs[0] / "images") if p is not None], stem, side)
         axes[row, 0].imshow(photo)
         axes[row, 0].set_title(stem[:18] if row == 0 else "", fontsize=7)
         for col, (mask, label) in enumerate(zip(saliency, labels), start=1):

@@ -152,3 +152,10 @@ def test_lite0_engine_has_no_padding_layers_and_the_gradient_of_the_folded_netwo
         torch.softmax(module(xi), 1)[:, 146].sum().backward()
         grads.append(xi.grad)
     assert ((grads[0] - grads[1]).norm() / grads[0].norm()) < 1e-5
+
+
+def test_reduced_precision_engines_fold_only_even_padding():
+    net = _frozen(torch.nn.Sequential(_SamePadConv(3, 8, 3, 2, (0, 1, 0, 1)), _SamePadConv(8, 8, 3, 1, (1, 1, 1, 1))))
+    traced, _ = fold_batchnorm(net)
+    assert fold_padding(traced, 32, uneven=False) == 1
+    assert [type(m) for m in traced.modules() if isinstance(m, torch.nn.Conv2d)] == [_SamePadConv, torch.nn.Conv2d]

@@ -6,10 +6,13 @@ depends on the hardware:
 
 - **CPU**: the network's activations for a whole batch should stay in the
   last-level cache.  On the 2-core development machine (32 MiB L3) with
-  EfficientNet-Lite0, whose largest activation is 4.8 MB per image, batch 4
-  runs 1.2-1.4x faster than batch 8 (``benchmarks/results/masks.md``).  The
-  rule is ``floor(L3 / (1.5 * largest activation per image))``, between 1
-  and 8.
+  EfficientNet-Lite0, whose largest activation is 4.9 MB per image, one
+  forward-and-backward step ran at 52 image-iterations/s at batch 4, 57 at
+  batch 6 and 42 at batch 8 (fp32, the engine of :mod:`vsum.engine`; batch
+  8 loses most of its speed to the allocator and the cache: glibc maps
+  buffers above 32 MB afresh on every step).  The rule is
+  ``floor(L3 / (1.5 * largest activation per image))``, between 1 and 8,
+  which gives 4 there: on the safe side of the drop.
 - **GPU**: as many images as the free memory holds, measured: one
   forward-and-backward step at batch 2 gives the memory one image costs, and
   70 % of the free memory is shared out.

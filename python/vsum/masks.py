@@ -810,7 +810,8 @@ def compute_masks(
     prepared = _prepare(paths, classifier, target, config, device, progress)
     kept = [p for p in prepared if p.result.ok]
     size = classifier.input_size
-    engine = optimisation_classifier(classifier, config.fold_batchnorm, config.channels_last) if kept else classifier
+    engine = (optimisation_classifier(classifier, config.fold_batchnorm, config.channels_last, config.precision)
+              if kept else classifier)
     batch_size = config.batch_size or choose_batch_size(engine, config, device, len(kept))
     bars = {
         name: tqdm(total=len(kept) * cfg.iterations, desc=f"{name} masks", unit="img-it",
