@@ -19,7 +19,8 @@ from vsum.batching import (
 )
 from vsum.cli import EARLY_STOP_DEFAULT, _UsageError, build_parser
 from vsum.mask_batches import MaskBatches
-from vsum.masks import MaskConfig, _keep_rows, compute_masks, metrics_header
+from vsum.mask_optimizer import _keep_rows
+from vsum.masks import MaskConfig, compute_masks, metrics_header
 from vsum.superpixels import segment_means, slic_labels
 
 from helpers import require_data
