@@ -220,15 +220,13 @@ class MaskConfig(StageConfig):
 
     def with_iterations(self, smooth: int | None = None, sharp: int | None = None) -> "MaskConfig":
         """A copy with other iteration counts (for quick runs and tests); ``sharp`` sets the superpixel pass too."""
-        if sharp is None:
-            return replace(self, smooth=replace(self.smooth, iterations=self.smooth.iterations if smooth is None
-                                                else int(smooth)))
-        return replace(
-            self,
-            smooth=replace(self.smooth, iterations=self.smooth.iterations if smooth is None else int(smooth)),
-            sharp=replace(self.sharp, iterations=int(sharp)),
-            superpixel=replace(self.superpixel, iterations=int(sharp)),
-        )
+        changes = {}
+        if smooth is not None:
+            changes["smooth"] = replace(self.smooth, iterations=int(smooth))
+        if sharp is not None:
+            changes["sharp"] = replace(self.sharp, iterations=int(sharp))
+            changes["superpixel"] = replace(self.superpixel, iterations=int(sharp))
+        return replace(self, **changes)
 
     def passes(self) -> list[tuple[str, PassConfig]]:
         """The passes in order, by the names their results are stored under (the superpixel pass as ``sharp``)."""
