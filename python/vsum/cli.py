@@ -1,6 +1,6 @@
 """The ``vsum`` command.
 
-Sub-commands: ``demo``, ``models``, ``classify``, ``masks``, ``summarize``, ``eval-flow``. Every user or environment
+Sub-commands: ``demo``, ``models``, ``classify``, ``masks``, ``summarize``, ``sweep``, ``compare``, ``eval-flow``. Every user or environment
 error (bad option values, unusable input or output paths, permission denied, a full disk) ends with one
 ``vsum: error: ...`` line and exit status 2, never a traceback; a bad image file is skipped with its reason and the
 run goes on.  An unexpected exception (a bug) prints one ``vsum: internal error: ...`` line and exits with status 1;
@@ -407,6 +407,13 @@ def build_parser() -> argparse.ArgumentParser:
     summarize.add_argument("--force", action="store_true", help="recompute every stage, ignoring the cache")
     summarize.add_argument("--wait", action="store_true", help=_WAIT_HELP)
     summarize.set_defaults(func=cmd_summarize)
+
+    from .cli_sweep import add_sweep_parser
+
+    add_sweep_parser(sub, _POSITIVE, _SEED, _add_stage1_options, _WAIT_HELP)
+    from .compare import add_compare_parser
+
+    add_compare_parser(sub)
 
     evalflow = sub.add_parser("eval-flow", help="keypoint PCK of the dense flow (PF-WILLOW style benchmark)",
                               description="For every ordered pair of images within each class, transfer A's "

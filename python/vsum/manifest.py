@@ -82,7 +82,7 @@ class Stages:
     def _path(self, name: str) -> Path:
         return self.out / "stages" / f"{name}.json"
 
-    def _check_files(self, manifest: dict) -> str | None:
+    def check_files(self, manifest: dict) -> str | None:
         """Why the recorded outputs cannot be trusted, or None when each has its size and digest."""
         files = manifest.get("files")
         if not isinstance(files, dict):
@@ -124,7 +124,7 @@ class Stages:
             if not isinstance(manifest, dict):
                 manifest = None
         if manifest is not None and manifest.get("key") == key:
-            why = self._check_files(manifest)
+            why = self.check_files(manifest)
             if why is None:
                 self.reused.append(name)
                 self.seconds[name] = float(manifest.get("seconds", 0.0))

@@ -373,12 +373,12 @@ class _Prepared:
 def _prepare(
     paths: Sequence[Path],
     classifier: Classifier,
-    target: int | None,
+    targets: Sequence[int | None],
     config: MaskConfig,
     device: torch.device,
     progress: bool,
 ) -> list[_Prepared]:
-    """Decode every image, resize it whole, classify it and decide keep / skip."""
+    """Decode every image, resize it whole, classify it and decide keep / skip (``targets``: one per path)."""
     from tqdm.auto import tqdm
 
     size = classifier.input_size
@@ -391,6 +391,7 @@ def _prepare(
             continue
         pixels = (resize_whole(record.rgb, size) * 255.0 + 0.5).to(torch.uint8)
         prepared.append(_Prepared(MaskResult(image=path, status="ok", note=record.note), pixels))
+    wanted_of = {id(p): t for p, t in zip(prepared, targets)}
 
     readable = [p for p in prepared if p.result.ok]
     chunk_size = config.batch_size or CPU_BATCH_LIMIT
@@ -404,6 +405,7 @@ def _prepare(
             top1 = probs.argmax(1)
             for i, item in enumerate(chunk):
                 predicted = int(top1[i])
+                target = wanted_of[id(item)]
                 wanted = predicted if target is None else int(target)
                 item.result.predicted = predicted
                 item.result.target = wanted
@@ -416,10 +418,24 @@ def _prepare(
     return prepared
 
 
+def _per_image_targets(target, count: int, num_classes: int) -> list[int | None]:
+    """``target`` of :func:`compute_masks` as one checked class index (or None) per image."""
+    if target is None or isinstance(target, (int, np.integer)):
+        targets = [target] * count
+    else:
+        targets = list(target)
+        if len(targets) != count:
+            raise VsumError(f"{len(targets)} targets for {count} images: give one target per image, or one for all")
+    for t in targets:
+        if t is not None and (isinstance(t, bool) or not 0 <= int(t) < max(num_classes, 1)):
+            raise VsumError(f"target class {t} is outside the model's {num_classes} classes")
+    return [None if t is None else int(t) for t in targets]
+
+
 def compute_masks(
     images: str | Path | Sequence[str | Path],
     classifier: Classifier,
-    target: int | None = None,
+    target: int | Sequence[int | None] | None = None,
     config: MaskConfig | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
@@ -432,10 +448,12 @@ def compute_masks(
     images : folder, file or sequence of files
     classifier : Classifier
         From :func:`vsum.models.load_model`.
-    target : int, optional
+    target : int or sequence of (int or None), optional
         Class to explain; None explains each image for its own top-1 class.
         Images whose top-1 class differs from ``target`` are skipped unless
-        ``config.keep_misclassified``.
+        ``config.keep_misclassified``.  A sequence gives one target per image
+        (``images`` must then be a sequence of the same length), so that
+        images of several classes share batches (``vsum sweep``).
     config : MaskConfig, optional
         Defaults to the published parameters.
     device : str or torch.device, optional
@@ -460,17 +478,16 @@ def compute_masks(
     config = config or MaskConfig()
     if config.batch_size < 0:
         raise VsumError("batch size must be >= 1, or 0 to choose for the device")
-    if target is not None and not 0 <= int(target) < max(classifier.num_classes, 1):
-        raise VsumError(f"target class {target} is outside the model's {classifier.num_classes} classes")
     device = resolve_device(device) if device is not None else classifier.device
     classifier.to(device)
     paths = list_images(images) if isinstance(images, (str, Path)) else [Path(p) for p in images]
     if not paths:
         raise VsumError(f"no image files found in {images}")
+    targets = _per_image_targets(target, len(paths), classifier.num_classes)
 
     autocast(device, config.precision)  # an unavailable precision fails here, before any work
     started = time.perf_counter()
-    prepared = _prepare(paths, classifier, target, config, device, progress)
+    prepared = _prepare(paths, classifier, targets, config, device, progress)
     kept = [p for p in prepared if p.result.ok]
     size = classifier.input_size
     engine = (optimisation_classifier(classifier, config.fold_batchnorm, config.channels_last, config.precision)

@@ -56,6 +56,7 @@ from ._version import __version__
 from .clusters import ClusterConfig, SummaryResult, find_summaries
 from .errors import VsumError
 from .features import DescriptorConfig, describe
+from .image_cache import ImageCache
 from .io import (
     ImageSkip,
     atomic_open,
@@ -71,7 +72,7 @@ from .io import (
 )
 from .manifest import Stages
 from .mask_batches import MaskBatches
-from .masks import MaskConfig, binary_mask, compute_masks, write_mask_outputs
+from .masks import MaskConfig, MaskRun, binary_mask, compute_masks, write_mask_outputs
 from .models import as_classifier, weights_digest
 from .pairs import AllPairsResult, PairsConfig, match_class, valid_rows
 from .proposals import ProposalConfig, selective_search
@@ -81,6 +82,11 @@ from .runlock import RunLock
 __all__ = ["PipelineConfig", "RenderConfig", "RunResult", "STAGES", "model_grid_image", "stage_key", "summarize"]
 
 STAGES = ("masks", "proposals", "descriptors", "pairs", "summaries")
+
+#: ``summarize(stages=...)``: every stage, or stage 1 alone.
+STAGE_SETS = ("all", "masks")
+
+MASKS_ONLY_REASON = "stages 2-5 were not run (stages='masks'): this run holds the stage-1 masks only"
 
 
 @dataclass(frozen=True)
@@ -247,12 +253,14 @@ def model_grid_image(path: Path, side: int) -> np.ndarray:
 
 
 def _stage_masks(paths, names, classifier, target, config: MaskConfig, out: Path, stages: Stages, key: str,
-                 progress: bool):
+                 progress: bool, given: MaskRun | None = None):
     """Stage 1 -> per input image a record; kept ones with their ``(S, S)`` uint8 sharp saliency.
 
     Each finished batch is saved at once under ``masks/batches/``
     (:class:`vsum.mask_batches.MaskBatches`), so a killed stage 1 resumes at
-    its first unfinished batch.
+    its first unfinished batch.  ``given``: stage 1 already computed for
+    exactly these paths (``summarize(mask_results=...)``), used when the
+    stage is not cached.
     """
     manifest = stages.cached("masks", key)
     if manifest is not None:
@@ -262,10 +270,13 @@ def _stage_masks(paths, names, classifier, target, config: MaskConfig, out: Path
         return records, kept, [saliency[f"sharp_{i}"] for i in kept]
     stages.clear("masks")
     t0 = time.perf_counter()
-    batches = MaskBatches(out / "masks" / "batches", key)
-    if stages.force:  # --force recomputes every batch too
-        batches.clear()
-    run = compute_masks(paths, classifier, target=target, config=config, progress=progress, checkpoint=batches)
+    if given is not None:
+        run = given
+    else:
+        batches = MaskBatches(out / "masks" / "batches", key)
+        if stages.force:  # --force recomputes every batch too
+            batches.clear()
+        run = compute_masks(paths, classifier, target=target, config=config, progress=progress, checkpoint=batches)
     write_mask_outputs(run, out / "masks", classifier, png_dir=out / "masks")
     records, arrays, pngs = [], {}, []
     for i, (stem, r) in enumerate(zip(names, run.results)):
@@ -276,38 +287,63 @@ def _stage_masks(paths, names, classifier, target, config: MaskConfig, out: Path
         if r.ok:
             arrays[f"sharp_{i}"] = r.saliency["sharp"]
     _save_npz(out / "masks" / "saliency.npz", arrays)
+    restored = {"restored": batches.restored, "computed": batches.computed} if given is None else "computed elsewhere"
+    seconds = time.perf_counter() - t0 if given is None else run.seconds
     stages.done("masks", key, ["masks/saliency.npz", "masks/metrics.csv", "masks/result.json", *pngs],
-                time.perf_counter() - t0, records=records, image_iterations=run.image_iterations,
-                batches={"restored": batches.restored, "computed": batches.computed})
+                seconds, records=records, image_iterations=run.image_iterations, batches=restored,
+                batch_size=run.batch_size)
     kept = [i for i, r in enumerate(records) if r["status"] == "ok"]
     return records, kept, [arrays[f"sharp_{i}"] for i in kept]
 
 
-def _stage_proposals(images, kept, config: ProposalConfig, out, stages: Stages, key, progress):
+def _stage_proposals(images, kept, config: ProposalConfig, out, stages: Stages, key, progress,
+                     cache: ImageCache | None, cache_keys: list[str]):
+    """Stage 2; with ``cache``, each image's proposals come from it or go into it (``cache_keys``: one per kept)."""
     if stages.cached("proposals", key) is not None:
         data = _load_npz(out / "proposals.npz")
         return [data[f"boxes_{i}"].astype(np.int32) for i in kept]
     stages.clear("proposals")
     t0 = time.perf_counter()
-    arrays = {}
-    for i, img in _progress(list(zip(kept, images)), "proposals", progress):
-        arrays[f"boxes_{i}"] = selective_search(img, num=config.num, seed=config.seed, mode=config.mode)[0]
+    arrays, shared = {}, {"computed": 0, "reused": 0}
+    for n, (i, img) in enumerate(_progress(list(zip(kept, images)), "proposals", progress)):
+        def compute(img=img):
+            return selective_search(img, num=config.num, seed=config.seed, mode=config.mode)[0]
+
+        arrays[f"boxes_{i}"] = compute() if cache is None else _shared(cache, "proposals", cache_keys[n], compute,
+                                                                      shared)
     _save_npz(out / "proposals.npz", arrays)
-    stages.done("proposals", key, ["proposals.npz"], time.perf_counter() - t0)
+    stages.done("proposals", key, ["proposals.npz"], time.perf_counter() - t0,
+                **({"image_cache": shared} if cache is not None else {}))
     return [arrays[f"boxes_{i}"].astype(np.int32) for i in kept]
 
 
-def _stage_descriptors(images, boxes, kept, out, stages: Stages, key, progress):
+def _shared(cache: ImageCache, kind: str, key: str, compute, tally: dict) -> np.ndarray:
+    """``cache.get`` that counts, in ``tally``, whether the entry was computed here or reused."""
+    before = cache.computed[kind]
+    array = cache.get(kind, key, compute)
+    tally["computed" if cache.computed[kind] > before else "reused"] += 1
+    return array
+
+
+def _stage_descriptors(images, boxes, kept, config: DescriptorConfig, out, stages: Stages, key, progress,
+                       cache: ImageCache | None, cache_keys: list[str]):
+    """Stage 3; ``cache`` and ``cache_keys`` (the proposals' keys) as for :func:`_stage_proposals`."""
     if stages.cached("descriptors", key) is not None:
         data = _load_npz(out / "descriptors.npz")
         return [data[f"desc_{i}"] for i in kept]
     stages.clear("descriptors")
     t0 = time.perf_counter()
-    arrays = {}
-    for i, img, b in _progress(list(zip(kept, images, boxes)), "descriptors", progress):
-        arrays[f"desc_{i}"] = describe(img, b)
+    arrays, shared = {}, {"computed": 0, "reused": 0}
+    for n, (i, img, b) in enumerate(_progress(list(zip(kept, images, boxes)), "descriptors", progress)):
+        def compute(img=img, b=b):
+            return describe(img, b)
+
+        arrays[f"desc_{i}"] = (compute() if cache is None else
+                               _shared(cache, "descriptors", ImageCache.descriptors_key(cache_keys[n], config),
+                                       compute, shared))
     _save_npz(out / "descriptors.npz", arrays)
-    stages.done("descriptors", key, ["descriptors.npz"], time.perf_counter() - t0)
+    stages.done("descriptors", key, ["descriptors.npz"], time.perf_counter() - t0,
+                **({"image_cache": shared} if cache is not None else {}))
     return [arrays[f"desc_{i}"] for i in kept]
 
 
@@ -387,7 +423,8 @@ def _skip_reason(records: list[dict], kept: list[int]) -> str | None:
 
 def summarize(images, model="efficientnet_lite0", target: int | None = None, out: str | Path = "run",
               config: PipelineConfig | None = None, *, force: bool = False, progress: bool = True,
-              device: str | None = None, wait: bool = False) -> RunResult:
+              device: str | None = None, wait: bool = False, stages: str = "all",
+              image_cache: str | Path | ImageCache | None = None, mask_results=None) -> RunResult:
     """Visual summaries of one class: stages 1-5 and the report, in a resumable run directory.
 
     ``vsum.summarize(folder, target=146, out="runs/x")`` is the Python form of
@@ -418,6 +455,18 @@ def summarize(images, model="efficientnet_lite0", target: int | None = None, out
     wait : bool, default False
         When another run holds ``out`` (:class:`vsum.runlock.RunLock`), wait
         for it instead of raising :class:`vsum.runlock.RunLocked`.
+    stages : {"all", "masks"}, default "all"
+        ``"masks"`` runs stage 1 alone (``result.json`` then has status
+        ``"masks_only"``); a later ``"all"`` run on the same folder reuses it.
+    image_cache : path-like or vsum.image_cache.ImageCache, optional
+        A folder of per-image stage 2-3 outputs shared with other runs
+        (``vsum sweep`` shares one across models); the stage manifests
+        record how many images were computed and how many reused.
+    mask_results : vsum.masks.MaskRun or sequence of vsum.masks.MaskResult, optional
+        Stage 1 already computed, with ``config.masks``, for exactly
+        ``images`` (one result per file, in order; ``vsum sweep`` batches
+        several classes together), used instead of computing it when stage 1
+        is not cached.
 
     Returns
     -------
@@ -453,26 +502,69 @@ def summarize(images, model="efficientnet_lite0", target: int | None = None, out
     classifier = as_classifier(model, device)
     if target is not None and not 0 <= int(target) < classifier.num_classes:
         raise VsumError(f"target class {target} is outside the model's {classifier.num_classes} classes")
+    if stages not in STAGE_SETS:
+        raise ValueError(f"stages must be one of {', '.join(STAGE_SETS)}; got {stages!r}")
+    given = _given_masks(mask_results, paths, classifier, config.masks)
+    cache = image_cache if isinstance(image_cache, ImageCache) or image_cache is None else ImageCache(image_cache)
     with RunLock(out, wait=wait) as lock:
         remove_temporaries(lock.folder)
-        return _run(paths, classifier, target, lock.folder, config, force, progress, started)
+        return _run(paths, classifier, target, lock.folder, config, force, progress, started, stages, cache, given)
+
+
+def _given_masks(mask_results, paths: list[Path], classifier, config: MaskConfig) -> MaskRun | None:
+    """``mask_results`` of :func:`summarize` as a MaskRun, checked against ``paths``."""
+    if mask_results is None:
+        return None
+    run = mask_results if isinstance(mask_results, MaskRun) else MaskRun(list(mask_results), config, classifier.name)
+    if [Path(r.image) for r in run.results] != paths:
+        raise ValueError("mask_results must hold one stage-1 result per image, for exactly the images given, in order")
+    return run
+
+
+def _inputs(paths: list[Path], classifier, target) -> dict:
+    """What a run reads besides its configuration: model, weights' digest, target, grid side, images' digests."""
+    return {"model": classifier.name, "weights": display_text(str(classifier.weights)),
+            "weights_sha256": weights_digest(classifier), "target": target, "image_side": int(classifier.input_size),
+            "images": [{"name": display_name(p), "sha1": _file_digest(p)} for p in paths]}
+
+
+def stage1_is_cached(out: str | Path, paths: Sequence[Path], classifier, target, config: MaskConfig) -> bool:
+    """Whether the run folder ``out`` holds stage 1 for these images, model, target and settings, intact.
+
+    The check :func:`summarize` makes before reusing stage 1 (key and every
+    output's SHA-256), without taking the folder's lock; ``vsum sweep`` asks
+    it to leave finished classes out of a shared stage-1 batch.
+    """
+    out = Path(out)
+    manifest = out / "stages" / "masks.json"
+    if not manifest.is_file():
+        return False
+    key = stage_key("masks", {"masks": config}, [_hash(_inputs(list(paths), classifier, target))])
+    try:
+        recorded = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(recorded, dict) or recorded.get("key") != key:
+        return False
+    return Stages(out, STAGES, say=lambda message: None).check_files(recorded) is None
 
 
 def _run(paths: list[Path], classifier, target, out: Path, config: PipelineConfig, force: bool, progress: bool,
-         started: float) -> RunResult:
+         started: float, stage_set: str = "all", cache: ImageCache | None = None,
+         given: MaskRun | None = None) -> RunResult:
     """The body of :func:`summarize`, run while holding the folder's lock."""
     side = int(classifier.input_size)
     names = unique_stems(paths)
-    inputs = {"model": classifier.name, "weights": display_text(str(classifier.weights)),
-              "weights_sha256": weights_digest(classifier), "target": target, "image_side": side,
-              "images": [{"name": display_name(p), "sha1": _file_digest(p)} for p in paths]}
+    inputs = _inputs(paths, classifier, target)
     config_hash = _hash({"inputs": inputs, "config": config.to_dict(), "version": __version__})
     atomic_write_json(out / "config.json", {"hash": config_hash, "vsum": __version__,
                                             "config": {**inputs, **config.to_dict()}})
     stages = Stages(out, STAGES, force)
     k_masks = stage_key("masks", {"masks": config.masks}, [_hash(inputs)])
     records, kept, saliency = _stage_masks(paths, names, classifier, target, config.masks, out, stages, k_masks,
-                                             progress)
+                                             progress, given)
+    if stage_set == "masks":
+        return _finish(out, paths, records, kept, None, classifier, target, config_hash, stages, started)
     # later stages depend on stage 1's actual outcome (which images, which masks), not only on its settings
     outcome = hashlib.sha1(json.dumps(kept).encode())
     for sal in saliency:
@@ -491,24 +583,45 @@ def _run(paths: list[Path], classifier, target, out: Path, config: PipelineConfi
         except ImageSkip as exc:  # the file changed since stage 1
             raise VsumError(f"{paths[i]} can no longer be read ({exc}); rerun with --force") from exc
     masks = [binary_mask(sal, config.masks.threshold) for sal in saliency]
-    boxes = _stage_proposals(grid, kept, config.proposals, out, stages, k_props, progress)
-    descriptors = _stage_descriptors(grid, boxes, kept, out, stages, k_desc, progress)
+    cache_keys = ([ImageCache.proposals_key(inputs["images"][i]["sha1"], side, config.proposals) for i in kept]
+                  if cache is not None else [])
+    boxes = _stage_proposals(grid, kept, config.proposals, out, stages, k_props, progress, cache, cache_keys)
+    descriptors = _stage_descriptors(grid, boxes, kept, config.descriptors, out, stages, k_desc, progress, cache,
+                                     cache_keys)
     pairs = _stage_pairs(masks, boxes, descriptors, config.pairs, out, stages, k_pairs, progress)
     clusters, summary = _stage_summaries(grid, masks, boxes, descriptors, pairs, kept_names, config, out, stages,
                                          k_summ)
     del pairs
+    return _finish(out, paths, records, kept, clusters, classifier, target, config_hash, stages, started, summary)
 
-    reason = _skip_reason(records, kept) or clusters["reason"]
-    entries = clusters["summary_entries"]
-    counts = {"images": len(paths), "images_kept": len(kept), "images_skipped": len(paths) - len(kept),
-              **{k: v for k, v in clusters["counts"].items() if k != "images"}}
-    timings = {name: round(stages.seconds.get(name, 0.0), 3) for name in STAGES}
+
+def _finish(out: Path, paths, records, kept, clusters: dict | None, classifier, target, config_hash: str,
+            stages: Stages, started: float, summary: SummaryResult | None = None) -> RunResult:
+    """Write ``result.json`` and ``report.html``; ``clusters`` None for a stage-1-only run."""
+    if clusters is None:
+        status, reason, entries, more = "masks_only", MASKS_ONLY_REASON, [], {}
+    else:
+        entries = clusters["summary_entries"]
+        status = "ok" if entries else "no_summaries"
+        reason = None if entries else (_skip_reason(records, kept) or clusters["reason"])
+        more = {k: v for k, v in clusters["counts"].items() if k != "images"}
+    counts = {"images": len(paths), "images_kept": len(kept), "images_skipped": len(paths) - len(kept), **more}
+    ran = STAGES[:1] if clusters is None else STAGES
+    timings = {name: round(stages.seconds.get(name, 0.0), 3) for name in ran}
     timings["total"] = round(time.perf_counter() - started, 3)
     target_name = classifier.class_name(target) if target is not None else None
+    outputs = {"config": "config.json", "masks": "masks/", "metrics": "masks/metrics.csv",
+               "proposals": "proposals.npz", "descriptors": "descriptors.npz", "similarity": "similarity.npz",
+               "clusters": "clusters.json", "summaries": "summaries/", "debug": "summaries/debug/",
+               "report": "report.html"}
+    if clusters is None:
+        outputs = {k: v for k, v in outputs.items() if k in ("config", "masks", "metrics", "report")}
     result = {
-        "status": "ok" if entries else "no_summaries",
-        "reason": None if entries else reason,
-        "model": classifier.name, "target": target, "target_name": target_name, "image_side": side,
+        "status": status,
+        "reason": reason,
+        "stages": list(ran),
+        "model": classifier.name, "target": target, "target_name": target_name,
+        "image_side": int(classifier.input_size),
         "config_hash": config_hash,
         "counts": counts,
         "timings": timings,
@@ -518,11 +631,8 @@ def _run(paths: list[Path], classifier, target, out: Path, config: PipelineConfi
                     for r in records if r["status"] != "ok"],
         "notes": list(stages.notes),
         "images": [{"image": r["image"], "status": r["status"], "masks": r.get("masks", {})} for r in records],
-        "debug": list(clusters.get("debug", [])),
-        "outputs": {"config": "config.json", "masks": "masks/", "metrics": "masks/metrics.csv",
-                    "proposals": "proposals.npz", "descriptors": "descriptors.npz", "similarity": "similarity.npz",
-                    "clusters": "clusters.json", "summaries": "summaries/", "debug": "summaries/debug/",
-                    "report": "report.html"},
+        "debug": list((clusters or {}).get("debug", [])),
+        "outputs": outputs,
     }
     atomic_write_json(out / "result.json", result)
     _write_report(out, result)
