@@ -19,6 +19,7 @@ paired tests of ``compare.json``) and copies the grouped-bar plot to
 ``docs/images/sweep_summaries_per_class.png`` for the README.
 
     python benchmarks/sweep_compare.py [--sweep runs/sweep-compare] [--max-images 8] [--iters 40 20]
+    python benchmarks/sweep_compare.py --compare-only     # rerun `vsum compare` on the stored sweep, rewrite the report
 """
 
 from __future__ import annotations
@@ -66,8 +67,16 @@ def make_root(data: Path, root: Path) -> list[str]:
     return labels
 
 
+def _r(value, digits: int = 2):
+    """A number for the table: rounded, or n/a."""
+    if value is None:
+        return "n/a"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
 def markdown(report: dict) -> str:
     cmp = report["compare"]
+    names = {r["class"]: r.get("class_name") for r in cmp["per_class"] if r.get("class_name")}
     lines = [f"# Sweep comparison: {', '.join(cmp['models'])}", "",
              f"{report['description']}", "",
              (f"Machine: {report['machine'].get('cpu')}, {report['machine'].get('cores_usable')} cores; commit "
@@ -79,15 +88,17 @@ def markdown(report: dict) -> str:
              "|---|---|---|---|---|---|"]
     for m in cmp["per_model"]:
         c, o = m.get("common") or {}, m.get("own") or {}
-        lines.append(f"| {m['model']} | {m['top1']} | {c.get('summaries_mean')} / {c.get('summaries_median')} | "
-                     f"{o.get('summaries_mean')} / {o.get('summaries_median')} | {c.get('summaries_5plus_mean')} | "
-                     f"{c.get('summaries_merged_mean')} |")
+        lines.append(f"| {m['model']} | {_r(m['top1'], 3)} | {_r(c.get('summaries_mean'))} / "
+                     f"{_r(c.get('summaries_median'), 1)} | {_r(o.get('summaries_mean'))} / "
+                     f"{_r(o.get('summaries_median'), 1)} | {_r(c.get('summaries_5plus_mean'))} | "
+                     f"{_r(c.get('summaries_merged_mean'))} |")
     lines += ["", "Paired Wilcoxon signed-rank tests across classes (summaries per class, compared photos):", "",
               "| A | B | classes | A more | B more | equal | p (A > B) | p (B > A) | p two-sided | verdict |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for t in cmp["tests"]:
         lines.append(f"| {t['a']} | {t['b']} | {t['classes']} | {t['a_more']} | {t['b_more']} | {t['equal']} | "
-                     f"{t['p_a_greater']} | {t['p_b_greater']} | {t['p_two_sided']} | {t['verdict']} |")
+                     f"{_r(t['p_a_greater'], 3)} | {_r(t['p_b_greater'], 3)} | {_r(t['p_two_sided'], 3)} | "
+                     f"{t['verdict']} |")
     models = cmp["models"]
     lines += ["", "Summaries per class (common photos; own photos in parentheses; photos kept in brackets):", "",
               "| class | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
@@ -96,8 +107,13 @@ def markdown(report: dict) -> str:
         for model in models:
             rows = {r["image_set"]: r for r in cmp["per_class"] if r["class"] == label and r["model"] == model}
             c, o = rows.get("common", {}), rows.get("own", {})
-            cells.append(f"{c.get('summaries')} [{c.get('images_kept')}] ({o.get('summaries')} [{o.get('images_kept')}])")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+            common = f"{c['summaries']} [{c['images_kept']}]" if c.get("summaries") is not None else "-"
+            own = f"{o['summaries']} [{o['images_kept']}]" if o.get("summaries") is not None else "-"
+            cells.append(f"{common} ({own})")
+        lines.append(f"| {label} {names.get(label, '')} | " + " | ".join(cells) + " |")
+    unfinished = [f"{r['model']}/{r['class']} ({r['image_set']}): {r['error']}" for r in cmp["failed"]]
+    if unfinished:
+        lines += ["", "Runs without a count (-): " + "; ".join(unfinished)]
     return "\n".join(lines) + "\n"
 
 
@@ -107,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-images", type=int, default=8)
     parser.add_argument("--iters", type=int, nargs=2, default=(40, 20), metavar=("SMOOTH", "SHARP"))
     parser.add_argument("--fresh", action="store_true", help="delete the sweep folder first (default: resume it)")
+    parser.add_argument("--compare-only", action="store_true",
+                        help="keep the stored sweep and its measured run, rerun `vsum compare`, rewrite the report")
     args = parser.parse_args(argv)
     data = Path(os.environ.get("VSUM_DATA", HERE.parent.parent / "shared" / "data"))
     sweep = Path(args.sweep).resolve()
@@ -118,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     command = [sys.executable, "-m", "vsum", "sweep", str(root), "--models", MODELS, "--out", str(sweep),
                "--max-images", str(args.max_images), "--smooth-iters", str(args.iters[0]),
                "--sharp-iters", str(args.iters[1]), "-q"]
-    sweep_run = run(command)
+    stored = json.loads((HERE / "results" / "sweep_compare.json").read_text()) if args.compare_only else None
+    sweep_run = stored["sweep_run"] if stored else run(command)
     compare_run = run([sys.executable, "-m", "vsum", "compare", str(sweep)])
     compare = json.loads((sweep / "compare.json").read_text(encoding="utf-8"))
     table = json.loads((sweep / "sweep.json").read_text(encoding="utf-8"))
@@ -129,7 +148,9 @@ def main(argv: list[str] | None = None) -> int:
                         f"{args.iters[0]} + {args.iters[1]} (published: every photo, 300 + 150); everything else "
                         f"published; 2 workers x 1 thread; then `vsum compare`."),
         "command": ["vsum", *command[3:]],
-        "machine": machine_info(), "software": software_info(), "git": git_info(), "load_before": load,
+        "machine": machine_info(), "software": software_info(),
+        "git": stored["git"] if stored else git_info(), "load_before": stored["load_before"] if stored else load,
+        "compare_git": git_info(),
         "sweep_run": sweep_run, "compare_run": compare_run,
         "per_model": table["per_model"], "compare": compare,
     }

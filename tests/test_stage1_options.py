@@ -224,3 +224,24 @@ def test_stage1_options_parse():
 def test_config_checks_its_new_fields(field, value):
     with pytest.raises(ValueError, match=field):
         MaskConfig(**{field: value})
+
+
+# --------------------------------------------------------------------------- one target per image
+
+
+def test_one_target_per_image_lets_classes_share_batches(lite0, data_dir):
+    from vsum.errors import VsumError
+
+    samples = sorted((data_dir / "imagenet-samples").iterdir())
+    paths = [samples[15], samples[1], samples[281]]  # robin, goldfish, tabby cat; class index = position
+    config = MaskConfig(batch_size=3).with_iterations(2, 1)
+    run = compute_masks(paths, lite0, target=[15, 1, 7], config=config, progress=False)
+    assert [r.target for r in run.results] == [15, 1, 7]
+    assert [r.ok for r in run.results] == [True, True, False]  # the tabby cat is not class 7
+    assert "misclassified" in run.results[2].status
+    alone = compute_masks(paths[:1], lite0, target=15, config=replace(config, batch_size=1), progress=False)
+    assert alone.results[0].p0 == pytest.approx(run.results[0].p0, rel=1e-5)
+    with pytest.raises(VsumError, match="3 targets for 2 images"):
+        compute_masks(paths[:2], lite0, target=[15, 1, 7], config=config, progress=False)
+    with pytest.raises(VsumError, match="outside"):
+        compute_masks(paths[:1], lite0, target=[1000], config=config, progress=False)

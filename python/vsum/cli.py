@@ -410,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .cli_sweep import add_sweep_parser
 
-    add_sweep_parser(sub, _POSITIVE, _SEED, _add_stage1_options, _WAIT_HELP)
+    add_sweep_parser(sub, _POSITIVE, _SEED, _add_stage1_options, _WAIT_HELP, _mask_config, _check_out_folder)
     from .compare import add_compare_parser
 
     add_compare_parser(sub)

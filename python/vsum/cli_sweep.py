@@ -9,8 +9,12 @@ from .errors import VsumError
 __all__ = ["add_sweep_parser", "cmd_sweep"]
 
 
-def add_sweep_parser(sub, positive, seed, add_stage1_options, wait_help: str) -> None:
-    """Register ``vsum sweep`` on the sub-parsers ``sub`` (option types shared with :mod:`vsum.cli`)."""
+def add_sweep_parser(sub, positive, seed, add_stage1_options, wait_help: str, mask_config, check_out_folder) -> None:
+    """Register ``vsum sweep`` on the sub-parsers ``sub``.
+
+    The option types and helpers shared with :mod:`vsum.cli` are passed in,
+    so that this module does not import it (no import cycle).
+    """
     from .sweep import IMAGE_SETS
     from .sweep_backends import BACKENDS
 
@@ -54,7 +58,7 @@ def add_sweep_parser(sub, positive, seed, add_stage1_options, wait_help: str) ->
     sweep.add_argument("--force", action="store_true", help="recompute every task and stage")
     sweep.add_argument("--wait", action="store_true", help=wait_help.replace("run", "sweep", 1))
     sweep.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    sweep.set_defaults(func=cmd_sweep)
+    sweep.set_defaults(func=cmd_sweep, mask_config=mask_config, check_out_folder=check_out_folder)
 
 
 def _config(args: argparse.Namespace, mask_config):
@@ -71,13 +75,12 @@ def _config(args: argparse.Namespace, mask_config):
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .cli import _check_out_folder, _mask_config
     from .sweep import sweep
 
     if args.retries < 0:
         raise VsumError(f"--retries must be >= 0; got {args.retries}")
-    config = _config(args, _mask_config)
-    _check_out_folder(args.out)
+    config = _config(args, args.mask_config)
+    args.check_out_folder(args.out)
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
     result = sweep(args.root, args.models, args.out, labels=args.labels, classes=classes, config=config,
                    backend=args.backend, workers=args.workers, address=args.address, force=args.force,

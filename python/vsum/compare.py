@@ -355,7 +355,7 @@ def per_class_table(sweep: Sweep) -> list[dict]:
                 numbers = {key: row[key] if _finished(row) else None for key in SHOWN}
                 records.append({"class": cls, "model": model, "image_set": image_set, "status": row["status"],
                                 **numbers, "top1": row["top1"], "images": row["images"], "run": row["run"],
-                                "error": row["error"]})
+                                "error": row["error"], "class_name": row.get("class_name")})
     return records
 
 

@@ -190,6 +190,13 @@ def render_plots(result: dict) -> dict[str, bytes]:
     per_kept = {(r["model"], r["class"]): r["summaries_per_kept_image"] for r in records}
     points = [(m["model"], m["top1"], (m[image_set] or {}).get("summaries_mean")) for m in result["per_model"]]
     words = _set_words(result)
+    names = {r["class"]: r.get("class_name") for r in result["per_class"] if r.get("class_name")}
+    ticks = {c: names.get(c) or c for c in classes}  # the class name, as the model knows it, when it has one
+    if len(set(ticks.values())) < len(ticks):
+        ticks = {c: f"{names[c]} ({c})" if names.get(c) else c for c in classes}
+    counts = {(m, ticks[c]): v for (m, c), v in counts.items()}
+    per_kept = {(m, ticks[c]): v for (m, c), v in per_kept.items()}
+    classes = [ticks[c] for c in classes]
     return {"summaries_per_class": grouped_bars(classes, models, counts, "summaries",
                                                 f"Summaries per class ({words})"),
             "summaries_vs_top1": scatter_top1(points, f"Mean summaries per class ({words}) vs top-1"),

@@ -80,7 +80,7 @@ class ImageCache:
     def _read(self, path: Path) -> np.ndarray | None:
         try:
             return np.load(path, allow_pickle=False)
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError):
             return None
 
     @contextlib.contextmanager

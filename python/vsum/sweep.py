@@ -168,8 +168,9 @@ def _hash(obj) -> str:
 def _load_models(specs: Sequence[ModelSpec], config: SweepConfig, progress: bool) -> list[_Model]:
     """Each model's class list, input size, weights digest and stage-1 batch; errors before any work."""
     from .batching import cpu_batch_size
-    from .models import load_model, weights_digest
+    from .models import load_model, resolve_device, weights_digest
 
+    resolve_device(config.device)  # --device cuda without a GPU: one clear error before any work
     models = []
     for spec in specs:
         try:
@@ -286,23 +287,31 @@ def _finished(job: _Job, sweep: Path) -> bool:
             and (sweep / job.run / "result.json").is_file())
 
 
-def _tasks(jobs: list[_Job], config: SweepConfig, force: bool, wait: bool) -> list[tuple[TaskSpec, list[_Job]]]:
-    """Pending jobs as tasks, model by model; classes smaller than a stage-1 batch share a task."""
+def _tasks(jobs: list[_Job], pending: list[_Job], config: SweepConfig, force: bool,
+           wait: bool) -> list[TaskSpec]:
+    """The tasks that run the ``pending`` jobs, model by model.
+
+    Classes smaller than a stage-1 batch share a task.  The groups are made
+    over every job of the plan, finished or not, so they are the same in an
+    interrupted and an uninterrupted sweep.
+    """
     tasks, group, size = [], [], 0
+    todo = {id(j) for j in pending}
 
     def flush():
         nonlocal group, size
-        if group:
+        if any(id(j) in todo for j in group):
             head = group[0]
             spec = TaskSpec(head.model.spec, head.image_set,
                             tuple(ClassJob(j.cls.label, j.target, tuple(str(f) for f in j.files), j.run)
                                   for j in group),
                             config.stages, config.pipeline, config.device, config.threads, config.image_cache,
-                            head.model.input_size, wait, force)
-            tasks.append((spec, list(group)))
+                            head.model.input_size, wait, force,
+                            finished=tuple(j.cls.label for j in group if id(j) not in todo))
+            tasks.append(spec)
         group, size = [], 0
 
-    for job in jobs:
+    for job in (j for j in jobs if j.error is None):
         if group and (group[0].model is not job.model or group[0].image_set != job.image_set
                       or size + len(job.files) > job.model.batch):
             flush()
@@ -370,11 +379,11 @@ def sweep(root, models, out, *, labels=None, classes: Sequence[str] | None = Non
                   else RayBackend(address, workers, config.threads, config.retries))
         outcome = _Progress(folder, pending, progress)
         try:
-            tasks = _tasks(pending, config, force, wait)
+            tasks = _tasks(jobs, pending, config, force, wait)
             if backend == "ray":
-                runner.run([t for t, _ in tasks], folder, outcome.done, wait=wait)
+                runner.run(tasks, folder, outcome.done, outcome.started, wait=wait)
             else:
-                runner.run([t for t, _ in tasks], folder, outcome.done)
+                runner.run(tasks, folder, outcome.done, outcome.started)
         finally:
             outcome.close()
             table = _write(folder, root, labels, loaded, jobs, config, outcome.errors)
@@ -392,16 +401,24 @@ class _Progress:
         self.by_run = {(j.image_set, j.model.spec.label, j.cls.label): j for j in pending}
         self.errors: dict[str, str] = {}
         self.finished = 0
+        self.running = 0
         self.total = len(pending)
         self.bar = tqdm(total=sum(len(j.files) for j in pending), desc="sweep", unit="img", disable=not enabled,
                         dynamic_ncols=True)
         self._postfix()
 
     def _postfix(self) -> None:
-        self.bar.set_postfix_str(f"tasks {self.finished}/{self.total} done, {len(self.errors)} failed", refresh=False)
+        self.bar.set_postfix_str(f"tasks {self.finished}/{self.total} done, {self.running} running, "
+                                 f"{len(self.errors)} failed", refresh=False)
+
+    def started(self, spec: TaskSpec) -> None:
+        self.running += len(spec.pending)
+        self._postfix()
+        self.bar.refresh()
 
     def done(self, spec: TaskSpec, outcomes, error) -> None:
-        for job_spec in spec.jobs:
+        self.running = max(0, self.running - len(spec.pending))
+        for job_spec in spec.pending:
             job = self.by_run[(spec.image_set, spec.model.label, job_spec.label)]
             status = "failed"
             if outcomes is not None:

@@ -111,12 +111,13 @@ class LocalBackend:
         return cf.ProcessPoolExecutor(max_workers=size, mp_context=multiprocessing.get_context("spawn"),
                                       initializer=_die_with_parent)
 
-    def run(self, tasks: Sequence[TaskSpec], sweep: Path, done: Done) -> None:
-        """Run every task; ``done`` is called in this thread as each ends."""
+    def run(self, tasks: Sequence[TaskSpec], sweep: Path, done: Done,
+            started: Callable[[TaskSpec], None] | None = None) -> None:
+        """Run every task; ``started`` and ``done`` are called in this thread as each starts and ends."""
         saved = {k: os.environ.get(k) for k in thread_environment(self.threads)}
         os.environ.update(thread_environment(self.threads))  # spawned workers inherit it before importing numpy
         try:
-            self._run(list(tasks), str(sweep), done)
+            self._run(list(tasks), str(sweep), done, started or (lambda spec: None))
         finally:
             for key, value in saved.items():
                 if value is None:
@@ -124,16 +125,19 @@ class LocalBackend:
                 else:
                     os.environ[key] = value
 
-    def _run(self, tasks: list[TaskSpec], sweep: str, done: Done) -> None:
+    def _run(self, tasks: list[TaskSpec], sweep: str, done: Done, started: Callable[[TaskSpec], None]) -> None:
         queue = [(spec, task_phases(spec)) for spec in tasks]
         cpu = self._pool(self.workers)
         # one process runs stage 1 on the current CUDA device; Ray spreads tasks over several GPUs
         gpu = self._pool(1) if any(p[0].device == "cuda" for _, p in queue) else None
         running: dict[cf.Future, tuple[TaskSpec, list[TaskSpec]]] = {}
+        finished = False
         try:
             while queue or running:
                 while queue and len(running) < self.workers + (1 if gpu else 0):
                     spec, phases = queue.pop(0)
+                    if len(phases) == len(task_phases(spec)):
+                        started(spec)
                     pool = gpu if phases[0].device == "cuda" else cpu
                     running[pool.submit(_run_local, phases[0], sweep)] = (spec, phases[1:])
                 finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
@@ -163,10 +167,11 @@ class LocalBackend:
                     if gpu is not None:
                         gpu.shutdown(wait=False, cancel_futures=True)
                         gpu = self._pool(1)
-        finally:
+            finished = True
+        finally:  # on Ctrl-C do not wait for running tasks: the workers die with this process
             for pool in (cpu, gpu):
                 if pool is not None:
-                    pool.shutdown(wait=True, cancel_futures=True)
+                    pool.shutdown(wait=finished, cancel_futures=True)
 
 
 # --------------------------------------------------------------------------- Ray
@@ -216,7 +221,7 @@ class RayBackend:
         from .image_cache import ImageCache
 
         images = {j.label: [(Path(f).name, Path(f).read_bytes()) for f in j.files] for j in spec.jobs}
-        runs = {j.run: pack_folder(sweep / j.run) for j in spec.jobs}
+        runs = {j.run: pack_folder(sweep / j.run) for j in spec.pending}
         cache = {}
         if spec.image_cache:
             for _, data in (item for files in images.values() for item in files):
@@ -227,7 +232,8 @@ class RayBackend:
                         cache[rel] = (sweep / "cache" / rel).read_bytes()
         return images, runs, cache
 
-    def run(self, tasks: Sequence[TaskSpec], sweep: Path, done: Done, wait: bool = False) -> None:
+    def run(self, tasks: Sequence[TaskSpec], sweep: Path, done: Done, started: Callable[[TaskSpec], None] | None = None,
+            wait: bool = False) -> None:
         """Run every task on the cluster; the results are written into ``sweep`` by this process."""
         from .runlock import RunLock, RunLocked
 
@@ -244,7 +250,7 @@ class RayBackend:
                     spec, phases = queue.pop(0)
                     locks = []
                     try:
-                        for job in spec.jobs:
+                        for job in spec.pending:
                             locks.append(RunLock(sweep / job.run, wait=wait).acquire())
                     except RunLocked as exc:
                         for lock in locks:
@@ -252,6 +258,8 @@ class RayBackend:
                         done(spec, None, str(exc))
                         continue
                     phase = phases[0]
+                    if started is not None and len(phases) == len(task_phases(spec)):
+                        started(spec)
                     options = {"num_cpus": self.threads, "max_retries": self.retries, "retry_exceptions": True,
                                "runtime_env": {"env_vars": env}}
                     if phase.device == "cuda":

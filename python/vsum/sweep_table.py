@@ -150,8 +150,8 @@ def row_from_run(sweep: Path, model: str, label: str, index: int | None, name: s
         means = json.loads((folder / "masks" / "result.json").read_text(encoding="utf-8"))["means"].get("sharp") or {}
     except (OSError, ValueError, KeyError, AttributeError):
         means = {}
-    row["mean_drop"] = json_float(means.get("drop"), 4)
-    row["mean_area"] = json_float(means.get("area"), 4)
+    row["mean_drop"] = json_float(means["drop"], 4) if means.get("drop") is not None else None
+    row["mean_area"] = json_float(means["area"], 4) if means.get("area") is not None else None
     for column in TIMING_COLUMNS:
         value = timings.get(column.removeprefix("seconds_"))
         row[column] = round(float(value), 3) if value is not None else None

@@ -74,6 +74,10 @@ class TaskSpec:
         Wait for a run folder another sweep holds, instead of failing.
     force : bool
         Recompute every stage of the task's runs.
+    finished : tuple of str
+        Labels of ``jobs`` a previous sweep finished: their run folders are
+        not touched, but their photos still join the stage-1 batches, so that
+        every class of a group gets the masks an uninterrupted sweep gives.
     """
 
     model: ModelSpec
@@ -87,10 +91,16 @@ class TaskSpec:
     side: int = 0
     wait: bool = False
     force: bool = False
+    finished: tuple[str, ...] = ()
+
+    @property
+    def pending(self) -> tuple[ClassJob, ...]:
+        """The jobs this task runs (``finished`` ones only lend their photos to the shared stage-1 batches)."""
+        return tuple(j for j in self.jobs if j.label not in self.finished)
 
     @property
     def name(self) -> str:
-        labels = [j.label for j in self.jobs]
+        labels = [j.label for j in self.pending]
         return f"{self.model.label}/{labels[0]}" + (f" (+{len(labels) - 1} classes)" if len(labels) > 1 else "")
 
 
@@ -113,21 +123,27 @@ def _fail_once(spec: TaskSpec) -> None:
     if not hook or "=" not in hook:
         return
     which, marker = hook.split("=", 1)
-    if which in {f"{spec.model.label}/{j.label}" for j in spec.jobs} and not os.path.exists(marker):
+    if which in {f"{spec.model.label}/{j.label}" for j in spec.pending} and not os.path.exists(marker):
         Path(marker).write_text("failed once\n", encoding="utf-8")
         raise RuntimeError(f"{FAIL_ONCE_ENV}: task {which} made to fail once (test hook)")
 
 
 def _stage1_together(spec: TaskSpec, classifier, sweep: Path) -> dict:
-    """Stage 1 of the classes of ``spec`` that need it, in shared batches -> per class label a MaskRun."""
+    """Stage 1 of every class of a group in shared batches -> per class label a MaskRun.
+
+    Computed only when a pending class lacks stage 1, and then for the whole
+    group, so that the batches (and so the masks, to the last bit) never
+    depend on which classes an interrupted sweep had finished.
+    """
     from .masks import MaskRun, compute_masks
     from .pipeline import stage1_is_cached
 
     config = spec.config.masks
-    todo = [j for j in spec.jobs
-            if spec.force or not stage1_is_cached(sweep / j.run, [Path(f) for f in j.files], classifier, j.target, config)]
-    if len(todo) < 2:
+    if len(spec.jobs) < 2 or not any(
+            spec.force or not stage1_is_cached(sweep / j.run, [Path(f) for f in j.files], classifier, j.target, config)
+            for j in spec.pending):
         return {}
+    todo = spec.jobs
     paths = [Path(f) for j in todo for f in j.files]
     targets = [j.target for j in todo for _ in j.files]
     run = compute_masks(paths, classifier, target=targets, config=config, progress=False)
@@ -167,7 +183,7 @@ def execute(spec: TaskSpec, sweep: str | Path) -> list[dict]:
     cache = sweep / "cache" if spec.image_cache else None
     together = _stage1_together(spec, classifier, sweep)
     outcomes = []
-    for job in spec.jobs:
+    for job in spec.pending:
         started = time.perf_counter()
         run = summarize([Path(f) for f in job.files], classifier, target=job.target, out=sweep / job.run,
                         config=spec.config, progress=False, wait=spec.wait, stages=spec.stages, image_cache=cache,
@@ -241,7 +257,7 @@ def execute_shipped(spec: TaskSpec, images: dict[str, list[tuple[str, bytes]]], 
             unpack_folder(runs.get(job.run, {}), sweep / job.run)
         unpack_folder(cache, sweep / "cache")
         outcomes = execute(replace(spec, jobs=tuple(jobs)), sweep)
-        out_runs = {job.run: pack_folder(sweep / job.run) for job in spec.jobs}
+        out_runs = {job.run: pack_folder(sweep / job.run) for job in spec.pending}
         new_cache = {rel: data for rel, data in pack_folder(sweep / "cache", skip=("locks/",)).items()
                      if rel not in cache}
         shutil.rmtree(sweep, ignore_errors=True)
