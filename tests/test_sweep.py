@@ -392,3 +392,22 @@ def test_masks_only_run_is_reused_by_a_full_run(tmp_path):
     assert full.reused == ["masks"] and full.result["status"] in ("ok", "no_summaries")
     with pytest.raises(ValueError, match="stages"):
         pipeline.summarize(tmp_path / "photos", StubClassifier(), target=0, out=tmp_path / "x", stages="pairs")
+
+
+def test_cuda_phase_runs_in_a_gpu_process_and_its_failure_is_recorded(tmp_path):
+    """The GPU path of the local backend on a machine without a GPU: the stage-1 phase goes to a GPU process
+    (CUDA_VISIBLE_DEVICES set), fails there with CUDA's absence as its reason, and the sweep records it."""
+    import torch
+
+    from vsum.sweep_backends import LocalBackend
+    from vsum.sweep_inputs import ModelSpec
+    from vsum.sweep_tasks import ClassJob, TaskSpec
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the GPU tests cover the path")
+    spec = TaskSpec(ModelSpec("m", "efficientnet_lite0"), "own", (ClassJob("c", 0, ("a.jpg",), "runs/m/c"),), "all",
+                    _pipeline(), device="cuda")
+    ended, began = [], []
+    LocalBackend(workers=1, threads=1, gpus=2).run([spec], tmp_path, lambda *a: ended.append(a), began.append)
+    assert began == [spec] and len(ended) == 1
+    assert ended[0][1] is None and "CUDA" in ended[0][2], ended

@@ -362,14 +362,21 @@ def _plots(result: dict, plots: dict[str, bytes]) -> str:
             "is unfinished or has no summary count (see the tables).</p>")
 
 
+def _class_title(result: dict, cls: str) -> str:
+    """The class label, escaped, with the models' name for it (when they have one) in grey."""
+    name = next((r["class_name"] for r in result["per_class"] if r["class"] == cls and r.get("class_name")), None)
+    return _e(cls) + (f' <span class="muted">{_e(name)}</span>' if name and name != cls else "")
+
+
 def _classes(result: dict) -> str:
     sets = _sets(result)
     index = {(r["model"], r["class"], r["image_set"]): r for r in result["per_class"]}
     keys = ("summaries", "summaries_5plus", "summaries_merged", "summaries_per_kept_image", "images_kept")
     rows = []
     for cls in result["classes"]:
+        title = _class_title(result, cls)
         for k, model in enumerate(result["models"]):
-            first = [f'<td rowspan="{len(result["models"])}">{_e(cls)}</td>'] if k == 0 else []
+            first = [f'<td rowspan="{len(result["models"])}">{title}</td>'] if k == 0 else []
             cells = []
             for s in sets:
                 record = index.get((model, cls, s))
@@ -393,7 +400,7 @@ def _gallery(result: dict, sweep: Path) -> str:
             count = "" if record is None or record["summaries"] is None else f' ({record["summaries"]} summaries)'
             models.append(f'<div class="model"><div class="label">{_e(model)}{_e(count)}</div>'
                           f"{_thumbnails(sweep, record)}</div>")
-        parts.append(f"<h3>{_e(cls)}</h3><div class=\"models\">{''.join(models)}</div>")
+        parts.append(f"<h3>{_class_title(result, cls)}</h3><div class=\"models\">{''.join(models)}</div>")
     return "".join(parts)
 
 

@@ -69,8 +69,8 @@ class SweepConfig(StageConfig):
         Threads per task (torch and the compiled core).  Results depend on
         it, not on the number of workers.
     device : {"cpu", "cuda"}
-        Where stage 1 runs; with CUDA one process runs every task's stage 1
-        and the CPU workers run stages 2-5.
+        Where stage 1 runs; with CUDA one process per GPU runs the tasks'
+        stage 1 and the CPU workers run stages 2-5.
     image_cache : bool
         Share stages 2-3 of an image across models (``SWEEP/cache``).
     retries : int
@@ -375,7 +375,7 @@ def sweep(root, models, out, *, labels=None, classes: Sequence[str] | None = Non
         jobs = _plan(loaded, found, config, folder, progress)
         pending = [j for j in jobs if j.error is None and (force or not _finished(j, folder))]
         reused = sum(j.error is None for j in jobs) - len(pending)
-        runner = (LocalBackend(workers, config.threads) if backend == "local"
+        runner = (LocalBackend(workers, config.threads, _gpu_count(config.device)) if backend == "local"
                   else RayBackend(address, workers, config.threads, config.retries))
         outcome = _Progress(folder, pending, progress)
         try:
@@ -389,6 +389,15 @@ def sweep(root, models, out, *, labels=None, classes: Sequence[str] | None = Non
             table = _write(folder, root, labels, loaded, jobs, config, outcome.errors)
     failed = sum(r["status"] == "failed" for r in table["rows"])
     return SweepResult(folder, table, outcome.finished, failed, reused)
+
+
+def _gpu_count(device: str) -> int:
+    """GPUs this process sees (``--device cuda``), else 1."""
+    if device != "cuda":
+        return 1
+    import torch
+
+    return max(1, torch.cuda.device_count())
 
 
 class _Progress:

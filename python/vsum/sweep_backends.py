@@ -9,7 +9,8 @@ masks the first stored).
 
 - :class:`LocalBackend`: ``workers`` processes (``spawn``), each running one
   task at a time with ``threads`` threads, so ``workers x threads`` cores
-  are used.  A worker dies with the driver (``PR_SET_PDEATHSIG`` on Linux,
+  are used; with CUDA phases, one more process per GPU, each seeing only its
+  GPU (``CUDA_VISIBLE_DEVICES``), runs stage 1.  A worker dies with the driver (``PR_SET_PDEATHSIG`` on Linux,
   else a watchdog thread), so a killed sweep leaves no orphan holding a run
   folder.  A worker that dies takes its running tasks with it: they are
   recorded as failed and the pool is restarted for the rest.  A task that
@@ -101,15 +102,28 @@ def _run_local(spec: TaskSpec, sweep: str) -> list[dict]:
     return execute(spec, sweep)
 
 
+def _gpu_worker(index: int) -> None:
+    """Initializer of a GPU process: only GPU ``index`` is visible to it (set before torch starts CUDA)."""
+    os.environ["CUDA_VISIBLE_DEVICES"] = str(index)
+    _die_with_parent()
+
+
 class LocalBackend:
-    """A pool of ``workers`` processes on this machine (see the module docstring)."""
+    """A pool of ``workers`` processes on this machine (see the module docstring).
 
-    def __init__(self, workers: int, threads: int):
-        self.workers, self.threads = int(workers), int(threads)
+    With CUDA phases, one more process per GPU (``gpus``), each seeing only
+    its GPU, runs stage 1; a phase goes to the least busy one.
+    """
 
-    def _pool(self, size: int) -> cf.ProcessPoolExecutor:
-        return cf.ProcessPoolExecutor(max_workers=size, mp_context=multiprocessing.get_context("spawn"),
-                                      initializer=_die_with_parent)
+    def __init__(self, workers: int, threads: int, gpus: int = 1):
+        self.workers, self.threads, self.gpus = int(workers), int(threads), max(1, int(gpus))
+
+    @staticmethod
+    def _pool(size: int, gpu: int | None = None) -> cf.ProcessPoolExecutor:
+        context = multiprocessing.get_context("spawn")
+        if gpu is None:
+            return cf.ProcessPoolExecutor(max_workers=size, mp_context=context, initializer=_die_with_parent)
+        return cf.ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=_gpu_worker, initargs=(gpu,))
 
     def run(self, tasks: Sequence[TaskSpec], sweep: Path, done: Done,
             started: Callable[[TaskSpec], None] | None = None) -> None:
@@ -125,25 +139,38 @@ class LocalBackend:
                 else:
                     os.environ[key] = value
 
+    def _pools(self, cuda: bool) -> tuple[cf.ProcessPoolExecutor, list[cf.ProcessPoolExecutor]]:
+        return self._pool(self.workers), [self._pool(1, gpu=i) for i in range(self.gpus)] if cuda else []
+
     def _run(self, tasks: list[TaskSpec], sweep: str, done: Done, started: Callable[[TaskSpec], None]) -> None:
         queue = [(spec, task_phases(spec)) for spec in tasks]
-        cpu = self._pool(self.workers)
-        # one process runs stage 1 on the current CUDA device; Ray spreads tasks over several GPUs
-        gpu = self._pool(1) if any(p[0].device == "cuda" for _, p in queue) else None
-        running: dict[cf.Future, tuple[TaskSpec, list[TaskSpec]]] = {}
-        finished = False
+        cuda = any(p[0].device == "cuda" for _, p in queue)
+        cpu, gpus = self._pools(cuda)
+        load: dict[int, int] = {}
+        running: dict[cf.Future, tuple[TaskSpec, list[TaskSpec], cf.ProcessPoolExecutor]] = {}
+        completed = False
         try:
             while queue or running:
-                while queue and len(running) < self.workers + (1 if gpu else 0):
-                    spec, phases = queue.pop(0)
+                waiting = []
+                for spec, phases in queue:  # submit every phase whose pool has room, in order
+                    if phases[0].device == "cuda":
+                        pool = min(gpus, key=lambda p: load.get(id(p), 0))
+                        room = load.get(id(pool), 0) < 1
+                    else:
+                        pool, room = cpu, load.get(id(cpu), 0) < self.workers
+                    if not room:
+                        waiting.append((spec, phases))
+                        continue
                     if len(phases) == len(task_phases(spec)):
                         started(spec)
-                    pool = gpu if phases[0].device == "cuda" else cpu
-                    running[pool.submit(_run_local, phases[0], sweep)] = (spec, phases[1:])
-                finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+                    load[id(pool)] = load.get(id(pool), 0) + 1
+                    running[pool.submit(_run_local, phases[0], sweep)] = (spec, phases[1:], pool)
+                queue = waiting
+                ended, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
                 broken = False
-                for future in finished:
-                    spec, rest = running.pop(future)
+                for future in ended:
+                    spec, rest, pool = running.pop(future)
+                    load[id(pool)] -= 1
                     try:
                         outcomes = future.result()
                     except cf.process.BrokenProcessPool as exc:
@@ -157,21 +184,19 @@ class LocalBackend:
                         queue.insert(0, (spec, rest))
                     else:
                         done(spec, outcomes, None)
-                if broken:
-                    for future, (spec, _) in list(running.items()):
+                if broken:  # a dead worker breaks its whole pool: record what ran on it, start new pools
+                    for future, (spec, _, _) in list(running.items()):
                         future.cancel()
                         done(spec, None, "the worker process died while running this task")
                     running.clear()
-                    cpu.shutdown(wait=False, cancel_futures=True)
-                    cpu = self._pool(self.workers)
-                    if gpu is not None:
-                        gpu.shutdown(wait=False, cancel_futures=True)
-                        gpu = self._pool(1)
-            finished = True
+                    load.clear()
+                    for pool in (cpu, *gpus):
+                        pool.shutdown(wait=False, cancel_futures=True)
+                    cpu, gpus = self._pools(cuda)
+            completed = True
         finally:  # on Ctrl-C do not wait for running tasks: the workers die with this process
-            for pool in (cpu, gpu):
-                if pool is not None:
-                    pool.shutdown(wait=finished, cancel_futures=True)
+            for pool in (cpu, *gpus):
+                pool.shutdown(wait=completed, cancel_futures=True)
 
 
 # --------------------------------------------------------------------------- Ray
