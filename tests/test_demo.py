@@ -95,4 +95,5 @@ def test_vsum_summarize_is_the_pipeline_function():
 
     assert inspect.isfunction(vsum.summarize) and vsum.summarize is pipeline.summarize
     params = list(inspect.signature(vsum.summarize).parameters)
-    assert params == ["images", "model", "target", "out", "config", "force", "progress", "device", "wait"]
+    assert params == ["images", "model", "target", "out", "config", "force", "progress", "device", "wait", "stages",
+                      "image_cache", "mask_results"]
