@@ -411,3 +411,18 @@ def test_cuda_phase_runs_in_a_gpu_process_and_its_failure_is_recorded(tmp_path):
     LocalBackend(workers=1, threads=1, gpus=2).run([spec], tmp_path, lambda *a: ended.append(a), began.append)
     assert began == [spec] and len(ended) == 1
     assert ended[0][1] is None and "CUDA" in ended[0][2], ended
+
+
+def test_a_worker_that_dies_is_recorded_and_the_others_finish(sweep_root, tmp_path, monkeypatch):
+    marker = tmp_path / "crashed-once"
+    monkeypatch.setenv(FAIL_ONCE_ENV, f"crash:efficientnet_lite0/n01440764={marker}")
+    config = SweepConfig(max_images=4, images="own", pipeline=_pipeline())  # 4 photos: one task per class
+    first = sweep(sweep_root, "efficientnet_lite0", tmp_path / "s", classes=list(GOOD), config=config,
+                  progress=False, workers=1)
+    rows = {r["class"]: r for r in first.rows}
+    assert marker.is_file() and rows["n01440764"]["status"] == "failed"
+    assert "worker process died" in rows["n01440764"]["error"]
+    assert all(rows[c]["status"] in ("ok", "no_summaries") for c in ("n03028079", "n03888257"))
+    second = sweep(sweep_root, "efficientnet_lite0", tmp_path / "s", classes=list(GOOD), config=config,
+                   progress=False, workers=1)
+    assert second.failed == 0 and second.finished == 1 and second.reused == 2

@@ -34,6 +34,11 @@ its first unfinished batch; a run killed in stage 4 resumes at stage 4.  A
 stored stage-4 result is also checked against the request it must answer
 (:meth:`vsum.pairs.AllPairsResult.mismatch`).  ``force=True`` recomputes all.
 
+**Sweeps.**  ``stages="masks"`` stops after stage 1 (a later full run
+reuses it); ``image_cache`` shares each image's stages 2-3 with other runs
+(:mod:`vsum.image_cache`); ``mask_results`` hands in stage 1 computed for
+several classes in shared batches (:mod:`vsum.sweep`).
+
 **One writer.**  A run holds an exclusive lock on its folder
 (:class:`vsum.runlock.RunLock`) from start to end; a second run on the same
 folder waits (``wait=True``) or stops with one line naming the holder.  Only

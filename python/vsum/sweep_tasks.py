@@ -27,8 +27,9 @@ from .sweep_inputs import ModelSpec
 
 __all__ = ["FAIL_ONCE_ENV", "ClassJob", "TaskSpec", "execute", "execute_shipped", "pack_folder", "unpack_folder"]
 
-#: Test hook: ``"<model label>/<class label>=<marker file>"``.  A task of that
-#: model and class raises once (and creates the marker); later attempts run.
+#: Test hook: ``"[crash:]<model label>/<class label>=<marker file>"``.  A task of
+#: that model and class raises once (with ``crash:``, its process dies at once,
+#: as on a kill or out of memory) and creates the marker; later attempts run.
 FAIL_ONCE_ENV = "VSUM_SWEEP_FAIL_ONCE"
 
 #: Files of a run folder that never travel: its lock, and temporaries of killed writers.
@@ -123,8 +124,12 @@ def _fail_once(spec: TaskSpec) -> None:
     if not hook or "=" not in hook:
         return
     which, marker = hook.split("=", 1)
+    crash = which.startswith("crash:")
+    which = which.removeprefix("crash:")
     if which in {f"{spec.model.label}/{j.label}" for j in spec.pending} and not os.path.exists(marker):
         Path(marker).write_text("failed once\n", encoding="utf-8")
+        if crash:
+            os._exit(137)
         raise RuntimeError(f"{FAIL_ONCE_ENV}: task {which} made to fail once (test hook)")
 
 
