@@ -1,6 +1,6 @@
 """The ``vsum`` command.
 
-Sub-commands: ``demo``, ``models``, ``classify``, ``masks``, ``summarize``, ``sweep``, ``compare``, ``eval-flow``. Every user or environment
+Sub-commands: ``demo``, ``models``, ``classify``, ``masks``, ``summarize``, ``sweep``, ``compare``, ``eval-flow``, ``eval-parts``. Every user or environment
 error (bad option values, unusable input or output paths, permission denied, a full disk) ends with one
 ``vsum: error: ...`` line and exit status 2, never a traceback; a bad image file is skipped with its reason and the
 run goes on.  An unexpected exception (a bug) prints one ``vsum: internal error: ...`` line and exits with status 1;
@@ -319,6 +319,23 @@ def _summarize_paragraph(result: dict, classifier, out) -> str:
     return text + f" Outputs in {out}/ (report.html, result.json, clusters.json, summaries/, masks/)."
 
 
+def cmd_eval_parts(args) -> int:
+    from .io import display_text
+    from .parts import PartsConfig, evaluate_parts
+
+    result = evaluate_parts(args.run, args.keypoints, args.parts, PartsConfig(draws=args.draws, seed=args.seed))
+    print(f"{'summary':>7}  {'dominant part':<16} {'consistency':>11} {'chance':>7} {'p':>6}")
+    for s in result["summaries"]:
+        print(f"{s['summary']:>7}  {display_text(str(s['dominant'] or 'none')):<16} {s['consistency']:>11.2f} "
+              f"{s['chance'] if s['chance'] is not None else float('nan'):>7.2f} "
+              f"{s['p_value'] if s['p_value'] is not None else float('nan'):>6.3f}")
+    c = result["class"]
+    print(f"Mean consistency {c['mean_consistency']} against {c['mean_chance']} by chance over {c['scored']} "
+          f"summaries; dominant parts: {', '.join(c['dominant_parts']) or 'none'}. "
+          f"Written to {display_text(str(args.run))}/parts.json and report.html.")
+    return 0
+
+
 def cmd_eval_flow(args) -> int:
     from .evaluate import FlowEvalConfig, evaluate_flow, format_table
     from .io import atomic_write_json
@@ -414,6 +431,19 @@ def build_parser() -> argparse.ArgumentParser:
     from .compare import add_compare_parser
 
     add_compare_parser(sub)
+
+    evalparts = sub.add_parser("eval-parts", help="part consistency of a run's summaries against keypoints",
+                               description="For each summary of RUN: the part groups its members' boxes hold "
+                               "(a visible keypoint of the group inside the box), the dominant group, the share of "
+                               "members holding it (consistency), the same with keypoints of other random photos "
+                               "(chance) and a permutation p-value. Written to RUN/parts.json and report.html.")
+    evalparts.add_argument("run", help="a finished run folder (vsum summarize)")
+    evalparts.add_argument("keypoints", help="the class's photos with keypoints.json (as for eval-flow)")
+    evalparts.add_argument("--parts", default=None,
+                           help="parts.json grouping the keypoints (default: each keypoint is its own part)")
+    evalparts.add_argument("--draws", type=_POSITIVE, default=200, help="random draws for chance (default 200)")
+    evalparts.add_argument("--seed", type=_SEED, default=0, help="seed of the draws")
+    evalparts.set_defaults(func=cmd_eval_parts)
 
     evalflow = sub.add_parser("eval-flow", help="keypoint PCK of the dense flow (PF-WILLOW style benchmark)",
                               description="For every ordered pair of images within each class, transfer A's "

@@ -36,6 +36,7 @@ __all__ = [
     "ALPHAS",
     "FlowEvalConfig",
     "KeypointClass",
+    "load_keypoint_class",
     "PreparedImage",
     "SyntheticPair",
     "evaluate_flow",
@@ -171,6 +172,16 @@ def _load_class(folder: Path) -> KeypointClass:
         paths.append(path)
         rows.append([_parse_point(p, f"{file} [{name!r}][{k}]") for k, p in enumerate(table[name])])
     return KeypointClass(name=display_text(folder.name), paths=paths, points=np.asarray(rows, dtype=np.float64).reshape(len(names), -1, 2))
+
+
+def load_keypoint_class(folder) -> KeypointClass:
+    """One class folder of a keypoint dataset: its photos and ``keypoints.json`` (VsumError when malformed)."""
+    folder = Path(folder)
+    if not (folder / KEYPOINTS_FILE).is_file():
+        from .io import display_text
+
+        raise VsumError(f"{display_text(str(folder))} holds no {KEYPOINTS_FILE}")
+    return _load_class(folder)
 
 
 def load_keypoint_dataset(root) -> list[KeypointClass]:

@@ -230,6 +230,22 @@ def _debug(run: Path, result: dict) -> str:
 # --------------------------------------------------------------------------- entry points
 
 
+def _parts(run: Path, result: dict) -> str:
+    """Part consistency of the summaries (``vsum eval-parts``), when ``result.json`` lists ``parts.json``."""
+    path = inside_run(run, (result.get("outputs") or {}).get("parts"))
+    data = _read_json(path) if path is not None else None
+    if not isinstance(data, dict) or not isinstance(data.get("summaries"), list):
+        return ""
+    rows = [[_e(s.get("summary")), _e(s.get("dominant") or "none"), _fmt_number(s.get("consistency"), 2),
+             _fmt_number(s.get("chance"), 2), _fmt_number(s.get("p_value"), 3),
+             f'{_e(s.get("counted"))} of {_e(s.get("members"))}'] for s in data["summaries"]]
+    summary = data.get("class") or {}
+    return (f"<h2>Part consistency</h2><p>Keypoints from {_e(data.get('keypoints'))}; mean consistency "
+            f"{_fmt_number(summary.get('mean_consistency'), 2)} against {_fmt_number(summary.get('mean_chance'), 2)} "
+            f"by chance; dominant parts: {_e(', '.join(summary.get('dominant_parts') or []) or 'none')}.</p>"
+            + _table(["summary", "dominant part", "consistency", "chance", "p", "members counted"], rows))
+
+
 def render_report(run_dir: str | Path) -> str:
     """The HTML text of the report of ``run_dir`` (see :func:`write_report`).
 
@@ -245,8 +261,8 @@ def render_report(run_dir: str | Path) -> str:
     config = _read_json(run / "config.json")
     target = result.get("target_name") or result.get("target")
     title = f"vsum report: {target if target is not None else 'top-1 classes'} ({result.get('model')})"
-    body = "".join([_title(result, config), _summaries(result, run), _timings(result), _skipped(result),
-                    _metrics(run, result), _debug(run, result)])
+    body = "".join([_title(result, config), _parts(run, result), _summaries(result, run), _timings(result),
+                    _skipped(result), _metrics(run, result), _debug(run, result)])
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{_e(title)}</title><style>{_CSS}</style></head>\n<body>\n{body}\n</body></html>\n")
