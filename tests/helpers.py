@@ -65,3 +65,16 @@ def albatross_thumbnails(data_dir: Path, count: int, side: int = 128) -> tuple[l
         images.append(a)
         masks.append(((yy - h / 2) / (0.4 * h)) ** 2 + ((xx - w / 2) / (0.4 * w)) ** 2 < 1)
     return images, masks
+
+
+def require_chromium() -> str:
+    """The headless Chromium binary; skips the calling test without one, or fails under ``VSUM_REQUIRE_CHROMIUM=1``."""
+    import shutil
+
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    if os.environ.get("VSUM_REQUIRE_CHROMIUM") == "1":
+        pytest.fail("VSUM_REQUIRE_CHROMIUM=1 but no chromium, chromium-browser or google-chrome on PATH")
+    pytest.skip("no Chromium binary (chromium, chromium-browser, google-chrome) on PATH")

@@ -10,9 +10,7 @@ import argparse
 import base64
 import io
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 import warnings
@@ -34,6 +32,8 @@ from vsum.compare import (
     smallest_decisive_n,
 )
 from vsum.compare_page import MAX_THUMBS, plain_label
+
+from helpers import require_chromium
 
 EVIL = "<img src=x onerror=alert(1)>"
 EVIL_ESCAPED = "&lt;img src=x onerror=alert(1)&gt;"
@@ -398,14 +398,6 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
 C0_BLUE, C1_ORANGE = (31, 119, 180), (255, 127, 14)
 
 
-def chromium_binary() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
-
 def screenshot(binary: str, page: Path, out: Path, profile: Path) -> np.ndarray:
     cmd = [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--screenshot={out}", "--window-size=1200,2000",
            page.as_uri()]
@@ -435,11 +427,7 @@ def blank_plots(html: str) -> str:
 
 
 def test_page_renders_in_headless_chromium(main_sweep, tmp_path):
-    binary = chromium_binary()
-    if binary is None:
-        if os.environ.get("VSUM_REQUIRE_CHROMIUM") == "1":
-            pytest.fail("VSUM_REQUIRE_CHROMIUM=1 but no chromium, chromium-browser or google-chrome on PATH")
-        pytest.skip("no Chromium binary (chromium, chromium-browser, google-chrome) on PATH")
+    binary = require_chromium()
     path, _ = main_sweep
     html = (path / "compare.html").read_text(encoding="utf-8")
     blank_page = tmp_path / "blank.html"

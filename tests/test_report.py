@@ -8,9 +8,7 @@ needs no shared data.  One photo is renamed to an HTML-injection file name.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import vsum.pipeline as pipeline
 from vsum import VsumError
 from vsum.report import render_report, write_report
 
+from helpers import require_chromium
 from pipeline_helpers import CONFIG, StubClassifier, fake_masks, write_birds
 
 EVIL = "<img src=x onerror=alert(1)>.png"
@@ -124,20 +123,8 @@ window.addEventListener('load', function () {
 """
 
 
-def chromium_binary() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
-
 def test_report_renders_in_headless_chromium(run_dir, tmp_path):
-    binary = chromium_binary()
-    if binary is None:
-        if os.environ.get("VSUM_REQUIRE_CHROMIUM") == "1":
-            pytest.fail("VSUM_REQUIRE_CHROMIUM=1 but no chromium, chromium-browser or google-chrome on PATH")
-        pytest.skip("no Chromium binary (chromium, chromium-browser, google-chrome) on PATH")
+    binary = require_chromium()
     report = write_report(run_dir)
     probe = run_dir / "report_test.html"
     html = report.read_text(encoding="utf-8")

@@ -13,14 +13,15 @@ ignored: the digest is then computed every time.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
 
-from .io import atomic_write_json
+from .io import atomic_write_json, file_digest
 from .manifest import file_sha256
 
-__all__ = ["cache_dir", "cached_sha256"]
+__all__ = ["cache_dir", "cached_sha256", "image_sha1", "json_digest"]
 
 #: Files smaller than this are hashed every time (cheaper than the cache).
 MIN_CACHED_BYTES = 1 << 20
@@ -66,3 +67,17 @@ def cached_sha256(path: str | os.PathLike) -> str:
     except OSError:
         pass
     return digest
+
+
+def json_digest(obj, length: int = 16) -> str:
+    """The first ``length`` hex digits of the SHA-256 of ``obj`` as canonical JSON (sorted keys): cache keys."""
+    text = json.dumps(obj, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
+
+
+def image_sha1(path: str | os.PathLike) -> str:
+    """SHA-1 (hex) of an input image's bytes for cache keys; an unreadable file is keyed by its error instead."""
+    try:
+        return file_digest(path, "sha1")
+    except OSError as exc:
+        return f"unreadable: {exc.strerror}"

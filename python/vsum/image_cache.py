@@ -22,14 +22,13 @@ be read is computed again.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from ._version import __version__
+from .digests import json_digest
 from .io import atomic_open
 
 __all__ = ["ImageCache"]
@@ -38,10 +37,6 @@ try:  # POSIX; elsewhere two processes may compute one entry twice, which is was
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
-
-
-def _key(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:24]
 
 
 class ImageCache:
@@ -67,12 +62,12 @@ class ImageCache:
     @staticmethod
     def proposals_key(image_sha1: str, side: int, config) -> str:
         """Key of an image's proposals: its SHA-1, the grid side, the ProposalConfig and the vsum version."""
-        return _key({"image": image_sha1, "side": int(side), "proposals": config.to_dict(), "vsum": __version__})
+        return json_digest({"image": image_sha1, "side": int(side), "proposals": config.to_dict(), "vsum": __version__}, 24)
 
     @staticmethod
     def descriptors_key(proposals_key: str, config) -> str:
         """Key of the descriptors of the proposals ``proposals_key`` under a DescriptorConfig."""
-        return _key({"proposals": proposals_key, "descriptors": config.to_dict(), "vsum": __version__})
+        return json_digest({"proposals": proposals_key, "descriptors": config.to_dict(), "vsum": __version__}, 24)
 
     def _path(self, kind: str, key: str) -> Path:
         return self.folder / kind / key[:2] / f"{key}.npy"

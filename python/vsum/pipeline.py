@@ -59,6 +59,7 @@ import numpy as np
 from ._config import StageConfig
 from ._version import __version__
 from .clusters import ClusterConfig, SummaryResult, find_summaries
+from .digests import image_sha1, json_digest
 from .errors import VsumError
 from .features import DescriptorConfig, describe
 from .image_cache import ImageCache
@@ -68,7 +69,6 @@ from .io import (
     atomic_write_json,
     display_name,
     display_text,
-    file_digest,
     json_float,
     list_images,
     read_image,
@@ -197,11 +197,6 @@ class RunResult:
 # --------------------------------------------------------------------------- keys and artefacts
 
 
-def _hash(obj) -> str:
-    text = json.dumps(obj, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
 def stage_key(stage: str, configs: dict[str, StageConfig], reads: Sequence[str]) -> str:
     """The cache key of a stage: 16 hex digits.
 
@@ -210,16 +205,8 @@ def stage_key(stage: str, configs: dict[str, StageConfig], reads: Sequence[str])
     of what the stage reads.  A field added to a configuration, a new vsum
     version or any change upstream gives a new key.
     """
-    return _hash({"stage": stage, "config": {name: c.to_dict() for name, c in configs.items()},
+    return json_digest({"stage": stage, "config": {name: c.to_dict() for name, c in configs.items()},
                   "version": __version__, "reads": list(reads)})
-
-
-def _file_digest(path: Path) -> str:
-    """SHA-1 of an input image for the stage-1 key; an unreadable file is keyed by its error (stage 1 skips it)."""
-    try:
-        return file_digest(path, "sha1")
-    except OSError as exc:
-        return f"unreadable: {exc.strerror}"
 
 
 def _save_npz(path: Path, arrays: dict) -> None:
@@ -530,7 +517,7 @@ def _inputs(paths: list[Path], classifier, target) -> dict:
     """What a run reads besides its configuration: model, weights' digest, target, grid side, images' digests."""
     return {"model": classifier.name, "weights": display_text(str(classifier.weights)),
             "weights_sha256": weights_digest(classifier), "target": target, "image_side": int(classifier.input_size),
-            "images": [{"name": display_name(p), "sha1": _file_digest(p)} for p in paths]}
+            "images": [{"name": display_name(p), "sha1": image_sha1(p)} for p in paths]}
 
 
 def stage1_is_cached(out: str | Path, paths: Sequence[Path], classifier, target, config: MaskConfig) -> bool:
@@ -544,7 +531,7 @@ def stage1_is_cached(out: str | Path, paths: Sequence[Path], classifier, target,
     manifest = out / "stages" / "masks.json"
     if not manifest.is_file():
         return False
-    key = stage_key("masks", {"masks": config}, [_hash(_inputs(list(paths), classifier, target))])
+    key = stage_key("masks", {"masks": config}, [json_digest(_inputs(list(paths), classifier, target))])
     try:
         recorded = json.loads(manifest.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -561,11 +548,11 @@ def _run(paths: list[Path], classifier, target, out: Path, config: PipelineConfi
     side = int(classifier.input_size)
     names = unique_stems(paths)
     inputs = _inputs(paths, classifier, target)
-    config_hash = _hash({"inputs": inputs, "config": config.to_dict(), "version": __version__})
+    config_hash = json_digest({"inputs": inputs, "config": config.to_dict(), "version": __version__})
     atomic_write_json(out / "config.json", {"hash": config_hash, "vsum": __version__,
                                             "config": {**inputs, **config.to_dict()}})
     stages = Stages(out, STAGES, force)
-    k_masks = stage_key("masks", {"masks": config.masks}, [_hash(inputs)])
+    k_masks = stage_key("masks", {"masks": config.masks}, [json_digest(inputs)])
     records, kept, saliency = _stage_masks(paths, names, classifier, target, config.masks, out, stages, k_masks,
                                              progress, given)
     if stage_set == "masks":
@@ -574,7 +561,7 @@ def _run(paths: list[Path], classifier, target, out: Path, config: PipelineConfi
     outcome = hashlib.sha1(json.dumps(kept).encode())
     for sal in saliency:
         outcome.update(np.ascontiguousarray(sal).tobytes())
-    k_outcome = _hash([k_masks, outcome.hexdigest()])
+    k_outcome = json_digest([k_masks, outcome.hexdigest()])
     k_props = stage_key("proposals", {"proposals": config.proposals}, [k_outcome])
     k_desc = stage_key("descriptors", {"descriptors": config.descriptors}, [k_props])
     k_pairs = stage_key("pairs", {"pairs": config.pairs}, [k_outcome, k_props, k_desc])

@@ -26,7 +26,6 @@ number of workers.  One sweep writes a sweep folder at a time (a lock on
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -37,9 +36,10 @@ from pathlib import Path
 
 from ._config import StageConfig
 from ._version import __version__
+from .digests import image_sha1, json_digest
 from .errors import VsumError
-from .io import ImageSkip, atomic_write_json, display_text, file_digest, read_image
-from .pipeline import PipelineConfig
+from .io import ImageSkip, atomic_write_json, display_text
+from .pipeline import PipelineConfig, model_grid_image
 from .sweep_backends import BACKENDS, LocalBackend, RayBackend
 from .sweep_inputs import ModelSpec, SweepClass, discover_classes, parse_models, resolve_class
 from .sweep_table import failed_row, row_from_run, write_tables
@@ -152,17 +152,7 @@ class _Job:
         return f"tasks/{self.image_set}/{self.model.spec.label}/{Path(self.run).name}.json"
 
 
-@cache
-def _sha1(path: str) -> str:
-    """SHA-1 of a file's bytes (one read per file and sweep); an unreadable file is keyed by its error."""
-    try:
-        return file_digest(path, "sha1")
-    except OSError as exc:
-        return f"unreadable: {exc.strerror}"
-
-
-def _hash(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:16]
+_sha1 = cache(image_sha1)  # one read per photo and sweep
 
 
 def _load_models(specs: Sequence[ModelSpec], config: SweepConfig, progress: bool) -> list[_Model]:
@@ -195,17 +185,16 @@ def _predictions(model: _Model, files: list[Path], sweep: Path, progress: bool) 
     from tqdm.auto import tqdm
 
     from .models import load_model
-    from .preprocess import resize_whole
 
     path = sweep / "predictions" / f"{model.spec.label}.json"
     stamp = {"weights_sha256": model.weights_sha256, "input_size": model.input_size, "vsum": __version__}
     try:
         stored = json.loads(path.read_text(encoding="utf-8"))
-        cache = stored["top1"] if {k: stored.get(k) for k in stamp} == stamp else {}
+        known = stored["top1"] if {k: stored.get(k) for k in stamp} == stamp else {}
     except (OSError, ValueError, KeyError, TypeError):
-        cache = {}
+        known = {}
     digests = {str(f): _sha1(str(f)) for f in files}
-    todo = [f for f in files if digests[str(f)] not in cache]
+    todo = [f for f in files if digests[str(f)] not in known]
     if todo:
         classifier = load_model(model.spec.name, weights=model.spec.weights, device="cpu", allow_download=False)
         for start in tqdm(range(0, len(todo), 32), desc=f"classify {model.spec.label}", disable=not progress,
@@ -213,19 +202,18 @@ def _predictions(model: _Model, files: list[Path], sweep: Path, progress: bool) 
             chunk, pixels = [], []
             for f in todo[start:start + 32]:
                 try:
-                    rgb = read_image(f, max_side=model.input_size).rgb
+                    pixels.append(torch.from_numpy(model_grid_image(f, model.input_size)).permute(2, 0, 1))
                 except ImageSkip:
-                    cache[digests[str(f)]] = None
+                    known[digests[str(f)]] = None
                     continue
                 chunk.append(f)
-                pixels.append((resize_whole(rgb, model.input_size) * 255.0 + 0.5).to(torch.uint8))
             if chunk:
                 with torch.no_grad():
                     top1 = classifier.logits(torch.stack(pixels).float().div_(255.0)).argmax(1)
                 for f, k in zip(chunk, top1.tolist()):
-                    cache[digests[str(f)]] = int(k)
-        atomic_write_json(path, {**stamp, "top1": cache})
-    return {str(f): cache[digests[str(f)]] for f in files}
+                    known[digests[str(f)]] = int(k)
+        atomic_write_json(path, {**stamp, "top1": known})
+    return {str(f): known[digests[str(f)]] for f in files}
 
 
 def _plan(models: list[_Model], classes: list[SweepClass], config: SweepConfig, sweep: Path,
@@ -269,7 +257,7 @@ def _plan(models: list[_Model], classes: list[SweepClass], config: SweepConfig, 
                     job.error = "the class holds no image files"
                 elif not files:
                     job.error = "no photo of this class is classified correctly by every model of the sweep"
-                job.key = _hash({"model": m.spec.to_dict(), "weights": m.weights_sha256, "class": c.label,
+                job.key = json_digest({"model": m.spec.to_dict(), "weights": m.weights_sha256, "class": c.label,
                                  "target": job.target, "set": image_set, "stages": config.stages,
                                  "images": [f"{Path(f).name}:{_sha1(str(f))}" for f in files],
                                  "config": config.pipeline.to_dict(), "threads": config.threads, "vsum": __version__})

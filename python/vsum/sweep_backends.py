@@ -37,7 +37,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .errors import VsumError
-from .sweep_tasks import FAIL_ONCE_ENV, TaskSpec, execute, execute_shipped, pack_folder
+from .sweep_tasks import FAIL_ONCE_ENV, TaskSpec, execute, execute_shipped, folder_files, pack_folder
 
 __all__ = ["BACKENDS", "LocalBackend", "RayBackend", "task_phases", "thread_environment"]
 
@@ -320,7 +320,7 @@ class RayBackend:
 
         for run, files in runs.items():
             folder = sweep / run
-            for stale in set(pack_folder(folder)) - set(files):
+            for stale in set(folder_files(folder)) - set(files):  # names only: the old files are not read
                 (folder / stale).unlink(missing_ok=True)
             for rel, data in files.items():
                 atomic_write_bytes(folder / rel, data)

@@ -37,18 +37,10 @@ OVERLAP = 0.5
 OVERLAP_PHOTOS = 0.5
 
 
-def _intersection_over_smaller(a: Sequence[int], b: Sequence[int]) -> float:
-    """Boxes ``[x0, y0, x1, y1]`` in pixels (inclusive ends): intersection area over the smaller box's area."""
-    w = min(a[2], b[2]) - max(a[0], b[0]) + 1
-    h = min(a[3], b[3]) - max(a[1], b[1]) + 1
-    if w <= 0 or h <= 0:
-        return 0.0
-    area = min((a[2] - a[0] + 1) * (a[3] - a[1] + 1), (b[2] - b[0] + 1) * (b[3] - b[1] + 1))
-    return w * h / max(area, 1)
-
-
 def _duplicates(first: list[dict], second: list[dict]) -> bool:
     """Whether two summaries' members overlap on more than half of the photos they share (at least two)."""
+    from .boxes import overlap_min
+
     boxes_a: dict[str, list] = {}
     boxes_b: dict[str, list] = {}
     for m in first:
@@ -58,8 +50,7 @@ def _duplicates(first: list[dict], second: list[dict]) -> bool:
     shared = set(boxes_a) & set(boxes_b)
     if len(shared) < 2:
         return False
-    overlapping = sum(any(_intersection_over_smaller(a, b) > OVERLAP for a in boxes_a[p] for b in boxes_b[p])
-                      for p in shared)
+    overlapping = sum(bool((overlap_min(boxes_a[p], boxes_b[p]) > OVERLAP).any()) for p in shared)
     return overlapping > OVERLAP_PHOTOS * len(shared)
 
 

@@ -25,7 +25,8 @@ from pathlib import Path
 
 from .sweep_inputs import ModelSpec
 
-__all__ = ["FAIL_ONCE_ENV", "ClassJob", "TaskSpec", "execute", "execute_shipped", "pack_folder", "unpack_folder"]
+__all__ = ["FAIL_ONCE_ENV", "ClassJob", "TaskSpec", "execute", "execute_shipped", "folder_files", "pack_folder",
+           "unpack_folder"]
 
 #: Test hook: ``"[crash:]<model label>/<class label>=<marker file>"``.  A task of
 #: that model and class raises once (with ``crash:``, its process dies at once,
@@ -202,18 +203,22 @@ def execute(spec: TaskSpec, sweep: str | Path) -> list[dict]:
 # --------------------------------------------------------------------------- no shared file system
 
 
-def pack_folder(folder: Path, skip: tuple[str, ...] = ()) -> dict[str, bytes]:
-    """Every regular file under ``folder`` as ``{relative posix path: bytes}``, without locks and temporaries."""
-    files = {}
+def folder_files(folder: Path, skip: tuple[str, ...] = ()) -> list[str]:
+    """Relative posix paths of the regular files under ``folder``, without locks, temporaries and ``skip`` prefixes."""
     if not folder.is_dir():
-        return files
+        return []
+    names = []
     for path in sorted(folder.rglob("*")):
         rel = path.relative_to(folder).as_posix()
-        if (not path.is_file() or path.is_symlink() or path.name in _LOCAL_ONLY or path.name.endswith(".vsum-tmp")
-                or rel.startswith(skip)):
-            continue
-        files[rel] = path.read_bytes()
-    return files
+        if (path.is_file() and not path.is_symlink() and path.name not in _LOCAL_ONLY
+                and not path.name.endswith(".vsum-tmp") and not rel.startswith(skip)):
+            names.append(rel)
+    return names
+
+
+def pack_folder(folder: Path, skip: tuple[str, ...] = ()) -> dict[str, bytes]:
+    """Every file of :func:`folder_files` as ``{relative posix path: bytes}``."""
+    return {rel: (folder / rel).read_bytes() for rel in folder_files(folder, skip)}
 
 
 def unpack_folder(files: dict[str, bytes], folder: Path) -> None:
